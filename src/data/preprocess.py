@@ -1,0 +1,200 @@
+"""The ONLY preprocessing: any image or drawing to the model's input, float32 (64, 64, 1) in [0, 1].
+
+Training, the CLI, the Python API and the web app all call ``to_model_input``; nothing else in the
+project resizes, inverts or normalises a sketch. The canonical look is Google's numpy_bitmap
+look: white ink (1.0) on black (0.0), the drawing centred and fitted to the frame with a margin.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from src.config import IMAGE_SIZE
+from src.data.raster import DEFAULT_LINE_WIDTH, DEFAULT_MARGIN, render_strokes
+from src.errors import InvalidImageError
+
+# Images above this many pixels are refused before decoding (decompression bombs, huge scans).
+MAX_IMAGE_PIXELS = 40_000_000
+# Ink is whatever differs from the background by more than this (robust to JPEG noise).
+INK_THRESHOLD = 0.15
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+def load_image(source: str | Path | bytes) -> Image.Image:
+    """Open an image file or encoded bytes safely and return its first frame, EXIF-rotated.
+
+    Args:
+        source: a path, or the encoded bytes of a PNG/JPEG/BMP/GIF/WebP/TIFF image.
+
+    Returns:
+        A fully decoded PIL image (first frame of an animation).
+
+    Raises:
+        InvalidImageError: if the file is missing, not an image, truncated, or too large.
+    """
+    if isinstance(source, (bytes, bytearray)):
+        stream: io.BytesIO | Path = io.BytesIO(bytes(source))
+        name = "image data"
+    else:
+        stream = Path(source)
+        name = str(source)
+        if not stream.is_file():
+            raise InvalidImageError(f"image file not found: {name} (check the path)")
+    try:
+        with Image.open(stream) as opened:
+            width, height = opened.size
+            if width * height > MAX_IMAGE_PIXELS or width < 1 or height < 1:
+                raise InvalidImageError(
+                    f"{name} is {width}x{height} pixels; images must be 1 to "
+                    f"{MAX_IMAGE_PIXELS:,} pixels (resize it first)"
+                )
+            opened.seek(0)
+            opened.load()
+            image = ImageOps.exif_transpose(opened) or opened
+            return image.copy()
+    except InvalidImageError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError) as error:
+        raise InvalidImageError(
+            f"{name} is not a readable image ({error}); use PNG, JPEG, BMP, GIF or WebP"
+        ) from error
+    except (OSError, ValueError, SyntaxError, EOFError) as error:
+        raise InvalidImageError(f"{name} is truncated or corrupt ({error})") from error
+
+
+def _grayscale(image: Image.Image | np.ndarray) -> np.ndarray:
+    """Any image to a float32 2-D array in [0, 1]; transparency becomes white paper."""
+    if isinstance(image, Image.Image):
+        if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+            array = np.asarray(image, dtype=np.float32)
+            top = float(array.max()) if array.size else 0.0
+            return array / top if top > 0 else np.zeros_like(array)
+        if image.mode == "P" or image.mode == "PA":
+            image = image.convert("RGBA")
+        if image.mode in ("RGBA", "LA", "La", "RGBa"):
+            paper = Image.new("RGBA", image.size, (255, 255, 255, 255))
+            image = Image.alpha_composite(paper, image.convert("RGBA"))
+        return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+    array = np.asarray(image)
+    if array.dtype == bool:
+        array = array.astype(np.float32)
+    if not np.issubdtype(array.dtype, np.number):
+        raise InvalidImageError(f"image array has non-numeric dtype {array.dtype}")
+    array = array.astype(np.float32)
+    if array.ndim == 4 and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim == 3 and array.shape[-1] in (1, 3, 4):
+        if array.shape[-1] == 4:
+            alpha = array[..., 3:] / (255.0 if array.max() > 1.0 else 1.0)
+            array = array[..., :3] * alpha + (255.0 if array.max() > 1.0 else 1.0) * (1 - alpha)
+        array = array.mean(axis=-1) if array.shape[-1] == 3 else array[..., 0]
+    if array.ndim != 2 or array.size == 0:
+        raise InvalidImageError(
+            f"image array has shape {array.shape}; expected (H, W), (H, W, 1|3|4) or (1, H, W, 1)"
+        )
+    if not np.all(np.isfinite(array)):
+        raise InvalidImageError("image array contains NaN or infinite values")
+    if array.max() > 1.0:
+        array = array / 255.0
+    return np.clip(array, 0.0, 1.0)
+
+
+def _ink(gray: np.ndarray) -> np.ndarray:
+    """Grayscale to ink intensity: the background (the border's median) maps to 0, ink to 1."""
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    background = float(np.median(border))
+    # Dark ink on light paper (a PNG sketch) or light ink on dark (Quick, Draw! bitmaps).
+    ink = gray if background < 0.5 else 1.0 - gray
+    level = min(background, 1.0 - background)
+    return np.clip((ink - level) / max(1.0 - level, 1e-6), 0.0, 1.0)
+
+
+def _fit(ink: np.ndarray, size: int, margin: float) -> np.ndarray:
+    """Crop to the ink's bounding box, pad to a centred square with a margin, resize to size."""
+    rows = np.flatnonzero((ink > INK_THRESHOLD).any(axis=1))
+    cols = np.flatnonzero((ink > INK_THRESHOLD).any(axis=0))
+    if rows.size == 0:
+        # A blank canvas stays blank: the model and Grad-CAM must cope with it, not us.
+        return np.zeros((size, size), dtype=np.float32)
+    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    side = int(np.ceil(max(crop.shape) / (1 - 2 * margin)))
+    square = np.zeros((side, side), dtype=np.float32)
+    top = (side - crop.shape[0]) // 2
+    left = (side - crop.shape[1]) // 2
+    square[top : top + crop.shape[0], left : left + crop.shape[1]] = crop
+    # Bilinear in Pillow is area-aware when shrinking and smooth when enlarging 28x28 bitmaps.
+    resized = Image.fromarray(square, mode="F").resize((size, size), Image.Resampling.BILINEAR)
+    return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
+
+
+def to_model_input(
+    image: Image.Image | np.ndarray, size: int = IMAGE_SIZE, margin: float = DEFAULT_MARGIN
+) -> np.ndarray:
+    """Turn any sketch image into the model's input.
+
+    Handles any PIL mode (palette, alpha, 16-bit), any size, black-on-white or white-on-black,
+    and ink anywhere on the canvas (it is cropped, centred and fitted with a margin).
+
+    Args:
+        image: a PIL image, or an array (H, W), (H, W, C) or (1, H, W, 1), uint8 or float in [0, 1].
+        size: output side in pixels.
+        margin: empty border on each side, as a fraction of ``size``.
+
+    Returns:
+        float32 array (size, size, 1) in [0, 1], white ink on black.
+
+    Raises:
+        InvalidImageError: if the array has an unusable shape, dtype or non-finite values.
+    """
+    ink = _ink(_grayscale(image))
+    return _fit(ink, size, margin)[..., np.newaxis]
+
+
+def strokes_to_model_input(
+    strokes: object, size: int = IMAGE_SIZE, line_width: float = DEFAULT_LINE_WIDTH
+) -> np.ndarray:
+    """Rasterise Quick, Draw! strokes with the project's rasteriser, then ``to_model_input``.
+
+    Args:
+        strokes: ``[[xs, ys], ...]`` in any coordinate range.
+        size: output side in pixels.
+        line_width: stroke width in pixels at a 64-pixel output (scaled with ``size``).
+
+    Returns:
+        float32 array (size, size, 1) in [0, 1].
+
+    Raises:
+        InvalidImageError: if the strokes are malformed.
+    """
+    bitmap = render_strokes(strokes, size=size, line_width=line_width * size / 64)
+    return to_model_input(bitmap, size=size)
+
+
+def image_file_to_model_input(path: str | Path) -> np.ndarray:
+    """Load an image file (see ``load_image``) and return ``to_model_input`` of it."""
+    return to_model_input(load_image(path))
+
+
+def to_batch(images: np.ndarray) -> np.ndarray:
+    """Shape (H, W), (H, W, 1), (1, H, W, 1) or (N, H, W, 1) input as a float32 (N, H, W, 1) batch.
+
+    Raises:
+        InvalidImageError: for any other shape, or non-finite values.
+    """
+    array = np.asarray(images, dtype=np.float32)
+    if array.ndim == 2:
+        array = array[np.newaxis, ..., np.newaxis]
+    elif array.ndim == 3:
+        array = array[np.newaxis] if array.shape[-1] in (1, 3) else array[..., np.newaxis]
+    if array.ndim != 4:
+        raise InvalidImageError(
+            f"image tensor has shape {np.shape(images)}; expected (H, W), (H, W, C), "
+            "(1, H, W, C) or (N, H, W, C)"
+        )
+    if not np.all(np.isfinite(array)):
+        raise InvalidImageError("image tensor contains NaN or infinite values")
+    return array

@@ -1,0 +1,97 @@
+"""Predictor: a model and its labels, one compiled forward pass, ranked predictions out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from src.data.labels import LabelMap
+from src.data.preprocess import to_batch
+
+
+@dataclass(frozen=True)
+class RankedClass:
+    """One class in a ranking."""
+
+    rank: int
+    class_index: int
+    class_name: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The model's answer for one image: the top class and the top-k ranking."""
+
+    class_index: int
+    class_name: str
+    confidence: float
+    top: tuple[RankedClass, ...]
+    probabilities: np.ndarray
+
+
+def rank_classes(
+    probabilities: np.ndarray, labels: LabelMap, top_k: int
+) -> tuple[RankedClass, ...]:
+    """The ``top_k`` classes of one probability vector, most likely first (ties by index)."""
+    order = np.argsort(-probabilities, kind="stable")[: max(1, min(top_k, len(probabilities)))]
+    return tuple(
+        RankedClass(rank, int(index), labels.name_of(int(index)), float(probabilities[index]))
+        for rank, index in enumerate(order, start=1)
+    )
+
+
+class Predictor:
+    """Classify batches of preprocessed sketches with a compiled forward pass.
+
+    Args:
+        model: a Keras model whose outputs match ``labels``.
+        labels: the label map.
+
+    Raises:
+        LabelMappingError: if the model's number of outputs differs from the label count.
+    """
+
+    def __init__(self, model: Any, labels: LabelMap) -> None:
+        import tensorflow as tf
+
+        from src.errors import LabelMappingError
+
+        outputs = int(model.output_shape[-1])
+        if outputs != len(labels):
+            raise LabelMappingError(
+                f"the model has {outputs} outputs but the label mapping has {len(labels)} classes; "
+                "pass the label_mapping.json written with this model"
+            )
+        self.model = model
+        self.labels = labels
+        spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
+        self._forward = tf.function(
+            lambda images: model(images, training=False), input_signature=[spec]
+        )
+
+    @classmethod
+    def from_files(cls, model_path: str | Path, labels_path: str | Path) -> Predictor:
+        """Load a model (``src.models.io.load_model``) and its label mapping."""
+        from src.models.io import check_sketch_input, load_model
+
+        model = load_model(model_path)
+        check_sketch_input(model)
+        return cls(model, LabelMap.load(labels_path))
+
+    def probabilities(self, images: Any) -> np.ndarray:
+        """Output probabilities (N, C) for (N, H, W, 1) inputs (single images accepted)."""
+        return np.asarray(self._forward(to_batch(images)), dtype=np.float32)
+
+    def predict(self, images: Any, top_k: int = 5) -> list[Prediction]:
+        """Ranked predictions, one per image."""
+        predictions = []
+        for row in self.probabilities(images):
+            top = rank_classes(row, self.labels, top_k)
+            predictions.append(
+                Prediction(top[0].class_index, top[0].class_name, top[0].confidence, top, row)
+            )
+        return predictions

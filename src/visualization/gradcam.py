@@ -1,0 +1,388 @@
+"""Grad-CAM for any Keras 3 model: one compiled, batched computation; arrays in, arrays out.
+
+Example:
+    >>> model = load_model_for_gradcam("models/best_model.h5")
+    >>> gradcam = GradCAM(model)                      # target layer found automatically
+    >>> result = gradcam.explain(images)              # images: (N, 64, 64, 1) float32
+    >>> result.heatmaps.shape                         # (N, 64, 64), each in [0, 1]
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from src.data.preprocess import to_batch
+from src.errors import SketchError, UnknownClassError
+from src.visualization.target_layers import (
+    describe_layers,
+    list_conv_layers,
+    resolve_score_source,
+    resolve_target_layer,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "CamResult",
+    "GradCAM",
+    "describe_layers",
+    "generate_gradcam_analysis",
+    "list_conv_layers",
+    "load_model_for_gradcam",
+    "log_attention_pattern",
+]
+
+
+@dataclass(frozen=True)
+class CamResult:
+    """Maps for a batch: ``heatmaps[i]`` explains ``class_indices[i]`` for image i."""
+
+    heatmaps: np.ndarray  # float32 (N, H, W) in [0, 1], upsampled to the input size
+    raw_maps: np.ndarray  # float32 (N, h, w) at the layer's resolution, before ReLU and scaling
+    class_indices: np.ndarray  # int64 (N,) the class each map explains
+    probabilities: np.ndarray  # float32 (N, C) the model's output for each image
+    layer_name: str
+    method: str
+
+
+def load_model_for_gradcam(model_path: str | Path, safe_mode: bool = True) -> Any:
+    """Load a ``.h5`` or ``.keras`` model ready for ``GradCAM``.
+
+    Raises:
+        ModelLoadError: missing file, not a Keras model, or unsafe (Lambda) layers.
+    """
+    from src.models.io import load_model
+
+    return load_model(model_path, safe_mode=safe_mode)
+
+
+class GradCAM:
+    """Class activation maps (Grad-CAM and six relatives) for a Keras model.
+
+    The model is never modified or cloned: its own graph is walked once per call inside one
+    ``tf.function``, capturing the target layer and the logits. Gradients are of each image's
+    own class logit (pre-softmax), taken for the whole batch at once.
+
+    Args:
+        model: a built Keras model (Functional, Sequential, or with nested models).
+        layer_name: target layer name or "outer/inner" path; default: the last layer whose
+            output is spatial and larger than 1x1.
+        method: one of ``METHODS`` (gradcam, gradcam++, hirescam, layercam, xgradcam,
+            scorecam, eigencam).
+        score_cam_batch_size: masked images per forward pass in Score-CAM (memory knob).
+
+    Raises:
+        LayerNotFoundError: if ``layer_name`` is not in the model (the message lists candidates).
+        ValueError: for an unknown method.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        layer_name: str | None = None,
+        method: str = "gradcam",
+        score_cam_batch_size: int = 64,
+    ) -> None:
+        import tensorflow as tf
+
+        from src.visualization import cam_methods
+        from src.visualization.forward import build_capturing_forward
+
+        if method not in cam_methods.METHODS:
+            raise ValueError(
+                f"unknown method {method!r}; choose one of {', '.join(cam_methods.METHODS)}"
+            )
+        if score_cam_batch_size < 1:
+            raise ValueError(f"score_cam_batch_size must be positive, got {score_cam_batch_size}")
+        self.model = model
+        self.method = method
+        self.score_cam_batch_size = score_cam_batch_size
+        self.layer_name, chain = resolve_target_layer(model, layer_name)
+        self._forward = build_capturing_forward(model, chain, resolve_score_source(model))
+        input_shape = tuple(model.input_shape)
+        self.input_size = (int(input_shape[1]), int(input_shape[2]))
+        spec = tf.TensorSpec((None, *input_shape[1:]), tf.float32)
+        self._explain_graph = tf.function(
+            self._explain_batch, input_signature=[spec, tf.TensorSpec((None,), tf.int64)]
+        )
+        self._scores_graph = tf.function(
+            self._scores, input_signature=[spec, tf.TensorSpec((None,), tf.int64)]
+        )
+
+    def _explain_batch(self, images: Any, class_indices: Any) -> tuple[Any, ...]:
+        """Compiled: activations, gradients of each image's class logit, raw and final maps."""
+        import tensorflow as tf
+
+        from src.visualization import cam_methods
+
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            activations, scores, outputs = self._forward(images)
+            # A negative index means "explain the predicted class".
+            targets = tf.where(class_indices < 0, tf.argmax(scores, axis=-1), class_indices)
+            # Each image's own class logit; the sum separates because images are independent.
+            selected = tf.gather(scores, targets, axis=1, batch_dims=1)
+        if self.method in cam_methods.GRADIENT_FORMULAS:
+            gradients = tape.gradient(selected, activations)
+            raw = cam_methods.GRADIENT_FORMULAS[self.method](activations, gradients)
+        elif self.method == "eigencam":
+            raw = cam_methods.eigencam(activations)
+        else:
+            raw = tf.zeros(tf.shape(activations)[:3])  # Score-CAM weights come from _score_cam
+        return activations, raw, cam_methods.normalise(raw, self.input_size), targets, outputs
+
+    def _scores(self, images: Any, class_indices: Any) -> Any:
+        """Compiled: the logit of ``class_indices[i]`` for image i (Score-CAM's masked forwards)."""
+        import tensorflow as tf
+
+        _, scores, _ = self._forward(images)
+        return tf.gather(scores, class_indices, axis=1, batch_dims=1)
+
+    def explain(self, images: Any, class_indices: Any = None) -> CamResult:
+        """Maps for a batch of images in one compiled call.
+
+        Args:
+            images: (H, W), (H, W, C), (1, H, W, C) or (N, H, W, C) float input.
+            class_indices: None (each image's predicted class), one int for all, or one per image.
+
+        Returns:
+            CamResult with heatmaps (N, H, W) float32 in [0, 1].
+
+        Raises:
+            InvalidImageError: bad shapes or non-finite values.
+            UnknownClassError: class index out of range.
+        """
+        batch = to_batch(images)
+        expected = tuple(self.model.input_shape[1:])
+        if tuple(batch.shape[1:]) != expected:
+            raise SketchError(f"images have shape {batch.shape[1:]}, the model expects {expected}")
+        targets = self._class_index_array(class_indices, len(batch))
+        activations, raw, heatmaps, chosen, outputs = (
+            tensor.numpy() for tensor in self._explain_graph(batch, targets)
+        )
+        if self.method == "scorecam":
+            raw = self._score_cam(batch, activations, chosen)
+            heatmaps = self._normalise(raw)
+        return CamResult(
+            heatmaps=heatmaps.astype(np.float32),
+            raw_maps=raw.astype(np.float32),
+            class_indices=chosen.astype(np.int64),
+            probabilities=outputs.astype(np.float32),
+            layer_name=self.layer_name,
+            method=self.method,
+        )
+
+    def _normalise(self, raw: np.ndarray) -> np.ndarray:
+        """Eager ReLU/upsample/scale, for maps computed outside the compiled call."""
+        from src.visualization.cam_methods import normalise
+
+        return np.asarray(normalise(raw.astype(np.float32), self.input_size))
+
+    def _score_cam(
+        self, batch: np.ndarray, activations: np.ndarray, targets: np.ndarray
+    ) -> np.ndarray:
+        """Score-CAM: weight each channel by the class logit of the image masked by that channel."""
+        import tensorflow as tf
+
+        channels = activations.shape[-1]
+        upsampled = tf.image.resize(activations, self.input_size, method="bilinear").numpy()
+        low = upsampled.min(axis=(1, 2), keepdims=True)
+        high = upsampled.max(axis=(1, 2), keepdims=True)
+        # Each channel, scaled to [0, 1], becomes a soft mask over the input.
+        masks = (upsampled - low) / np.where(high - low > 0, high - low, 1.0)
+        raw_maps = []
+        for index in range(len(batch)):
+            masked = batch[index][np.newaxis] * np.moveaxis(masks[index], -1, 0)[..., np.newaxis]
+            scores = np.concatenate(
+                [
+                    self._scores_graph(
+                        masked[start : start + self.score_cam_batch_size],
+                        np.full(
+                            len(masked[start : start + self.score_cam_batch_size]),
+                            targets[index],
+                            np.int64,
+                        ),
+                    ).numpy()
+                    for start in range(0, channels, self.score_cam_batch_size)
+                ]
+            )
+            # A softmax over the channels' scores turns them into weights that sum to one.
+            weights = np.exp(scores - scores.max())
+            weights /= weights.sum()
+            raw_maps.append(np.tensordot(activations[index], weights, axes=([-1], [0])))
+        return np.stack(raw_maps).astype(np.float32)
+
+    def _class_index_array(self, class_indices: Any, count: int) -> np.ndarray:
+        """Normalise the class_indices argument to an int64 array of length ``count``."""
+        num_classes = int(self.model.output_shape[-1])
+        if class_indices is None:
+            return np.full(count, -1, np.int64)
+        array = np.atleast_1d(np.asarray(class_indices, dtype=np.int64))
+        if array.size == 1:
+            array = np.full(count, int(array[0]), np.int64)
+        if array.shape != (count,):
+            raise UnknownClassError(f"got {array.size} class indices for {count} images")
+        if array.min() < 0 or array.max() >= num_classes:
+            raise UnknownClassError(
+                f"class index out of range 0..{num_classes - 1}: {array.tolist()[:10]}"
+            )
+        return array
+
+    def predict(self, images: Any) -> np.ndarray:
+        """The model's output probabilities (N, C) for a batch, via the same compiled graph."""
+        return (
+            self.explain(images).probabilities
+            if self.method != "scorecam"
+            else self._predict_only(images)
+        )
+
+    def _predict_only(self, images: Any) -> np.ndarray:
+        """Forward pass only (used where Score-CAM's extra forwards would be wasted)."""
+        batch = to_batch(images)
+        return np.asarray(self.model(batch, training=False), dtype=np.float32)
+
+    def generate_gradcam(self, image: Any, class_idx: int | None = None) -> np.ndarray:
+        """The normalised heatmap: (H, W) for one image, (N, H, W) for a batch of N > 1.
+
+        Args:
+            image: (H, W), (H, W, 1), (1, H, W, 1) or (N, H, W, 1).
+            class_idx: class to explain; default the predicted class.
+        """
+        heatmaps = self.explain(image, class_idx).heatmaps
+        return heatmaps[0] if len(heatmaps) == 1 else heatmaps
+
+    def visualize_prediction(
+        self,
+        image_tensor: Any,
+        class_names: list[str] | tuple[str, ...] | None = None,
+        save_path: str | Path | None = None,
+        show_plot: bool = False,
+        class_idx: int | None = None,
+        alpha: float = 0.4,
+        colormap: str = "jet",
+    ) -> dict[str, Any]:
+        """Explain the prediction for one image and optionally save the three-panel figure.
+
+        Returns:
+            dict with predicted_class (name if class_names given, else index),
+            predicted_class_index, confidence, predictions (probabilities), heatmap (H, W),
+            overlay (H, W, 3) uint8, target_class_index, target_confidence, layer_name, method.
+        """
+        from src.visualization.overlay import overlay_heatmap
+
+        batch = to_batch(image_tensor)
+        if len(batch) != 1:
+            raise SketchError(
+                f"visualize_prediction takes one image, got {len(batch)}; use explain() for batches"
+            )
+        names = _check_class_names(class_names, int(self.model.output_shape[-1]))
+        result = self.explain(batch, class_idx)
+        probabilities = result.probabilities[0]
+        predicted = int(np.argmax(probabilities))
+        target = int(result.class_indices[0])
+        overlay = overlay_heatmap(batch[0], result.heatmaps[0], alpha=alpha, colormap=colormap)
+        summary = {
+            "predicted_class": names[predicted] if names else predicted,
+            "predicted_class_index": predicted,
+            "confidence": float(probabilities[predicted]),
+            "predictions": probabilities,
+            "heatmap": result.heatmaps[0],
+            "overlay": overlay,
+            "target_class_index": target,
+            "target_class": names[target] if names else target,
+            "target_confidence": float(probabilities[target]),
+            "layer_name": self.layer_name,
+            "method": self.method,
+        }
+        if save_path is not None or show_plot:
+            from src.visualization.figures import save_gradcam_figure
+
+            title = f"{summary['target_class']} ({summary['target_confidence']:.1%})"
+            save_gradcam_figure(
+                batch[0], result.heatmaps[0], overlay, title, save_path, show_plot, colormap
+            )
+        return summary
+
+    def analyze_top_predictions(
+        self,
+        image_tensor: Any,
+        class_names: list[str] | tuple[str, ...] | None = None,
+        top_k: int = 3,
+        save_dir: str | Path | None = None,
+        alpha: float = 0.4,
+        colormap: str = "jet",
+    ) -> list[dict[str, Any]]:
+        """Maps for the top-k classes of one image, computed in one batched call.
+
+        Writes ``gradcam_top{rank}_{class}.png`` into ``save_dir`` when given (class names made
+        safe for file names, see ``src.utils.filenames.safe_filename``).
+
+        Returns:
+            One dict per rank: rank, class_name, class_index, confidence, heatmap, overlay.
+        """
+        from src.utils.filenames import safe_filename
+        from src.visualization.overlay import overlay_heatmap
+
+        batch = to_batch(image_tensor)
+        if len(batch) != 1:
+            raise SketchError(f"analyze_top_predictions takes one image, got {len(batch)}")
+        num_classes = int(self.model.output_shape[-1])
+        names = _check_class_names(class_names, num_classes)
+        if top_k < 1:
+            raise ValueError(f"top_k must be at least 1, got {top_k}")
+        probabilities = self.predict(batch)[0]
+        order = np.argsort(-probabilities, kind="stable")[: min(top_k, num_classes)]
+        result = self.explain(np.repeat(batch, len(order), axis=0), order)
+        ranked = []
+        for rank, (class_index, heatmap) in enumerate(zip(order, result.heatmaps), start=1):
+            name = names[class_index] if names else str(int(class_index))
+            overlay = overlay_heatmap(batch[0], heatmap, alpha=alpha, colormap=colormap)
+            entry = {
+                "rank": rank,
+                "class_name": name,
+                "class_index": int(class_index),
+                "confidence": float(probabilities[class_index]),
+                "heatmap": heatmap,
+                "overlay": overlay,
+            }
+            if save_dir is not None:
+                from src.visualization.figures import save_gradcam_figure
+
+                path = Path(save_dir) / f"gradcam_top{rank}_{safe_filename(name)}.png"
+                title = f"#{rank} {name} ({entry['confidence']:.1%})"
+                save_gradcam_figure(batch[0], heatmap, overlay, title, path, False, colormap)
+                entry["path"] = str(path)
+            ranked.append(entry)
+        return ranked
+
+
+def _check_class_names(class_names: Any, num_classes: int) -> list[str] | None:
+    """Class names as a list, checked against the model's number of outputs."""
+    if class_names is None:
+        return None
+    names = [str(name) for name in class_names]
+    if len(names) != num_classes:
+        raise UnknownClassError(
+            f"got {len(names)} class names for a model with {num_classes} outputs; pass the "
+            "names from data/label_mapping.json"
+        )
+    return names
+
+
+def generate_gradcam_analysis(image: Any, model: Any, **kwargs: Any) -> dict[str, Any]:
+    """Monitoring helper from the guide: a compact analysis of one image (see src.monitoring)."""
+    from src.monitoring.attention_log import generate_gradcam_analysis as analyse
+
+    return analyse(image, model, **kwargs)
+
+
+def log_attention_pattern(result: dict[str, Any], image_id: str, **kwargs: Any) -> Any:
+    """Monitoring helper from the guide: append an analysis to the attention log."""
+    from src.monitoring.attention_log import log_attention_pattern as log
+
+    return log(result, image_id, **kwargs)

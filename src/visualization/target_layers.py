@@ -1,0 +1,160 @@
+"""Find the layer a class activation map is taken from, and the tensor that scores each class."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from src.errors import LayerNotFoundError
+
+logger = logging.getLogger(__name__)
+
+# Activations that squash logits; gradients are taken before them, never through them.
+SQUASHING_ACTIVATIONS = ("softmax", "sigmoid")
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """A layer that can host a class activation map: 4-D output with more than 1x1 positions."""
+
+    path: str  # "name", or "outer_model/inner_layer" inside nested models
+    class_name: str
+    output_shape: tuple[int | None, ...]
+
+
+@dataclass(frozen=True)
+class ScoreSource:
+    """Where class scores (logits) come from.
+
+    kind is "output" (a layer's output is the logits), "dense_input" (recompute logits from the
+    final Dense layer's kernel and bias applied to its input, because the model fused the
+    softmax into that layer), or "model_output" (no logits exist; the model output is used).
+    """
+
+    kind: str
+    layer: Any
+
+
+def _output_shape(layer: Any) -> tuple[int | None, ...] | None:
+    """The layer's symbolic output shape, or None when it has no single output."""
+    try:
+        output = layer.output
+    except (AttributeError, ValueError):
+        return None
+    shape = getattr(output, "shape", None)
+    return tuple(shape) if shape is not None else None
+
+
+def _is_model(layer: Any) -> bool:
+    """True for nested Functional/Sequential models, which we search inside."""
+    import keras
+
+    return isinstance(layer, keras.Model)
+
+
+def iter_layer_paths(model: Any, prefix: str = "") -> list[tuple[str, list[Any]]]:
+    """All layers in graph order as (path, chain), descending into nested models.
+
+    ``chain`` is the list of layers from the top-level one down to the layer itself.
+    """
+    found: list[tuple[str, list[Any]]] = []
+    for layer in model.layers:
+        path = f"{prefix}{layer.name}"
+        found.append((path, [layer]))
+        if _is_model(layer):
+            found.extend(
+                (inner_path, [layer, *chain])
+                for inner_path, chain in iter_layer_paths(layer, path + "/")
+            )
+    return found
+
+
+def describe_layers(model: Any) -> list[LayerInfo]:
+    """Candidate target layers (spatial output larger than 1x1), in graph order.
+
+    Args:
+        model: any built Keras model.
+
+    Returns:
+        One LayerInfo per candidate, the last one being the automatic choice.
+    """
+    candidates = []
+    for path, chain in iter_layer_paths(model):
+        layer = chain[-1]
+        if _is_model(layer) or type(layer).__name__ == "InputLayer":
+            continue
+        shape = _output_shape(layer)
+        if shape is not None and len(shape) == 4 and (shape[1] or 0) * (shape[2] or 0) > 1:
+            candidates.append(LayerInfo(path, type(layer).__name__, shape))
+    return candidates
+
+
+def list_conv_layers(model: Any) -> list[str]:
+    """Names (paths) of the layers Grad-CAM can use, in graph order; the last is the default."""
+    return [info.path for info in describe_layers(model)]
+
+
+def resolve_target_layer(model: Any, layer_name: str | None) -> tuple[str, list[Any]]:
+    """Pick the target layer by name or path, else the last layer with spatial output > 1x1.
+
+    Returns:
+        (path, chain) as in ``iter_layer_paths``.
+
+    Raises:
+        LayerNotFoundError: listing the candidate layers.
+    """
+    candidates = describe_layers(model)
+    if not candidates:
+        raise LayerNotFoundError(
+            "the model has no layer with a spatial (H, W, C) output larger than 1x1, so no class "
+            "activation map can be computed; Grad-CAM needs a convolutional model"
+        )
+    paths = dict(iter_layer_paths(model))
+    if layer_name is None:
+        chosen = candidates[-1].path
+        logger.info("Grad-CAM target layer: %s (last layer with spatial output)", chosen)
+        return chosen, paths[chosen]
+    if layer_name in paths:
+        return layer_name, paths[layer_name]
+    matches = [path for path in paths if path.rsplit("/", 1)[-1] == layer_name]
+    if len(matches) == 1:
+        return matches[0], paths[matches[0]]
+    names = ", ".join(info.path for info in candidates)
+    problem = "is ambiguous" if matches else "is not in the model"
+    raise LayerNotFoundError(f"layer {layer_name!r} {problem}; candidate layers: {names}")
+
+
+def resolve_score_source(model: Any) -> ScoreSource:
+    """Find the logits: a layer named "logits", the input of a final softmax Activation,
+    or the pre-activation of a final Dense layer with a softmax/sigmoid activation."""
+    import keras
+
+    names = {layer.name: layer for layer in model.layers}
+    if "logits" in names:
+        return ScoreSource("output", names["logits"])
+    last = model.layers[-1]
+    activation = getattr(getattr(last, "activation", None), "__name__", "")
+    if isinstance(last, keras.layers.Activation) and activation in SQUASHING_ACTIVATIONS:
+        inbound = _single_inbound_layer(model, last)
+        if inbound is not None:
+            return ScoreSource("output", inbound)
+    if isinstance(last, keras.layers.Softmax):
+        inbound = _single_inbound_layer(model, last)
+        if inbound is not None:
+            return ScoreSource("output", inbound)
+    if isinstance(last, keras.layers.Dense) and activation in SQUASHING_ACTIVATIONS:
+        logger.info("no logits layer: recomputing logits from %s's kernel and bias", last.name)
+        return ScoreSource("dense_input", last)
+    logger.info("no logits layer and no final softmax: using the model output as class score")
+    return ScoreSource("model_output", last)
+
+
+def _single_inbound_layer(model: Any, layer: Any) -> Any | None:
+    """The layer feeding ``layer`` when exactly one does (so its output is the logits)."""
+    try:
+        history = layer.input._keras_history
+    except AttributeError:
+        return None
+    inbound = history.operation
+    return inbound if inbound in model.layers else None

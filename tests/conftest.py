@@ -1,0 +1,131 @@
+"""Shared fixtures: tiny Keras models, label maps and sketches the tests build themselves."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+TINY_CLASSES = ("circle", "line", "square")
+
+
+def build_tiny_model(seed: int = 0):  # type: ignore[no-untyped-def]
+    """8x8x1 input, named conv layers, a separate logits layer, 3 classes, fixed random weights."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((8, 8, 1), name="sketch")
+    x = layers.Conv2D(4, 3, padding="same", activation="relu", name="conv_a")(inputs)
+    x = layers.Conv2D(6, 3, padding="same", activation="relu", name="last_conv")(x)
+    x = layers.GlobalAveragePooling2D(name="global_pool")(x)
+    logits = layers.Dense(3, name="logits")(x)
+    outputs = layers.Activation("softmax", name="predictions")(logits)
+    return keras.Model(inputs, outputs, name="tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_model():  # type: ignore[no-untyped-def]
+    """The 8x8 three-class model (Functional, logits layer named "logits")."""
+    return build_tiny_model()
+
+
+@pytest.fixture(scope="session")
+def tiny_images() -> np.ndarray:
+    """Four 8x8 float32 images with distinct content."""
+    rng = np.random.default_rng(1)
+    images = rng.random((4, 8, 8, 1)).astype(np.float32)
+    images[3] = 0.0  # a blank canvas
+    return images
+
+
+def draw_square_strokes() -> list[list[list[int]]]:
+    """A square as one Quick, Draw! stroke (simplified format coordinates)."""
+    return [[[10, 200, 200, 10, 10], [10, 10, 200, 200, 10]]]
+
+
+def draw_circle_strokes() -> list[list[list[int]]]:
+    """A circle as one stroke of 24 points."""
+    angles = np.linspace(0, 2 * np.pi, 24)
+    xs = (128 + 100 * np.cos(angles)).round().astype(int).tolist()
+    ys = (128 + 100 * np.sin(angles)).round().astype(int).tolist()
+    return [[xs, ys]]
+
+
+def draw_line_strokes() -> list[list[list[int]]]:
+    """A diagonal line as one stroke."""
+    return [[[0, 255], [0, 255]]]
+
+
+STROKES_BY_CLASS = {
+    "circle": draw_circle_strokes,
+    "line": draw_line_strokes,
+    "square": draw_square_strokes,
+}
+
+
+@pytest.fixture(scope="session")
+def sketch_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small 64x64 sketch CNN (the project's architecture, narrow) saved as .h5 with labels.
+
+    Trained for a few steps on rendered circles, lines and squares so predictions are not
+    uniform. Files: model.h5, label_mapping.json, and sketches/<class>/<n>.png (black on white).
+    """
+    import keras
+    from PIL import Image
+
+    from src.config import ModelConfig
+    from src.data.labels import LabelMap
+    from src.data.preprocess import strokes_to_model_input
+    from src.models.cnn import build_cnn
+
+    directory = tmp_path_factory.mktemp("sketch_model")
+    keras.utils.set_random_seed(0)
+    model = build_cnn(
+        ModelConfig(
+            num_classes=3, filters=(8, 8, 16), dense_units=16, dropout=0.0, batch_norm_momentum=0.5
+        )
+    )
+    images, labels = [], []
+    rng = np.random.default_rng(0)
+    sketches = directory / "sketches"
+    for class_index, name in enumerate(TINY_CLASSES):
+        (sketches / name).mkdir(parents=True)
+        for copy in range(4):
+            strokes = STROKES_BY_CLASS[name]()
+            jitter = rng.integers(-20, 20, size=2)
+            strokes = [
+                [[x + int(jitter[0]) for x in s[0]], [y + int(jitter[1]) for y in s[1]]]
+                for s in strokes
+            ]
+            image = strokes_to_model_input(strokes)
+            images.append(image)
+            labels.append(class_index)
+            if copy < 2:
+                paper = ((1.0 - image[..., 0]) * 255).astype(np.uint8)
+                Image.fromarray(paper).resize((128, 128)).save(sketches / name / f"{copy}.png")
+    model.compile(optimizer=keras.optimizers.Adam(0.005), loss="sparse_categorical_crossentropy")
+    model.fit(np.stack(images), np.array(labels), epochs=30, batch_size=8, verbose=0)
+    model.save(directory / "model.h5")
+    LabelMap(TINY_CLASSES).save(directory / "label_mapping.json")
+    return directory
+
+
+@pytest.fixture(scope="session")
+def sketch_model_path(sketch_model_dir: Path) -> Path:
+    """Path of the small 64x64 .h5 model."""
+    return sketch_model_dir / "model.h5"
+
+
+@pytest.fixture(scope="session")
+def sketch_labels_path(sketch_model_dir: Path) -> Path:
+    """Path of its label mapping (index to name JSON)."""
+    path = sketch_model_dir / "label_mapping.json"
+    assert json.loads(path.read_text())["0"] == TINY_CLASSES[0]
+    return path
