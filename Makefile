@@ -1,0 +1,65 @@
+# SketchCAM: `make demo` and `make test` work on a fresh machine with Python 3.11 and make.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+MODEL ?= models/best_model.h5
+LABELS ?= data/label_mapping.json
+DEMO_OUTPUT ?= demo_results
+
+.PHONY: demo test serve fuzz bench lint train evaluate samples clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $(STAMP)
+
+$(DEV_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(DEV_STAMP)
+
+## demo: the spec's single analysis on a shipped sample, then a batch over samples/
+demo: $(STAMP)
+	$(BIN)/python scripts/gradcam_analysis.py --model $(MODEL) --labels $(LABELS) \
+		--output $(DEMO_OUTPUT)/single single --image samples/smiley_face.png
+	$(BIN)/python scripts/gradcam_analysis.py --model $(MODEL) --labels $(LABELS) \
+		--output $(DEMO_OUTPUT)/batch batch --images_dir samples
+	@echo "Results: $(DEMO_OUTPUT)/single (gradcam_prediction.png, analysis_summary.json, top_predictions/)"
+	@echo "         $(DEMO_OUTPUT)/batch (report.html, batch_summary.json, batch_summary.csv)"
+
+## test: the whole suite (fuzzers at CI size, browser test included)
+test: $(DEV_STAMP)
+	$(BIN)/python -m pytest -q
+
+## serve: the web app with the shipped model on http://127.0.0.1:8000
+serve: $(STAMP)
+	$(BIN)/python -m src.web --model_path $(MODEL) --label_mapping $(LABELS) --host 127.0.0.1 --port 8000
+
+## fuzz: longer property-based and schema fuzzing runs
+fuzz: $(DEV_STAMP)
+	SKETCH_FUZZ_EXAMPLES=2000 $(BIN)/python -m pytest -q tests/test_fuzz_decoders.py tests/test_fuzz_api.py
+
+## bench: throughput benchmarks (ratios against baselines measured in the same run)
+bench: $(DEV_STAMP)
+	$(BIN)/pip install --quiet -e ".[bench]"
+	$(BIN)/python bench/model_throughput.py
+	$(BIN)/python bench/gradcam_throughput.py
+	$(BIN)/python bench/cli_batch.py
+	$(BIN)/python bench/web_load.py
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
+
+## train: retrain the shipped model (DATA points at a Quick, Draw! folder like ../shared/data)
+DATA ?= ../shared/data
+train: $(STAMP)
+	$(BIN)/python -m src.training.train --bitmap_dir $(DATA)/quickdraw_bitmap --strokes_dir $(DATA)/quickdraw
+
+samples: $(STAMP)
+	$(BIN)/python scripts/make_samples.py
+
+clean:
+	rm -rf $(DEMO_OUTPUT) .pytest_cache .ruff_cache
