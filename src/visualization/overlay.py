@@ -58,8 +58,12 @@ def overlay_heatmap(
     return ((1.0 - alpha) * sketch_rgb + alpha * colours).round().astype(np.uint8)
 
 
-def to_png_bytes(rgb_or_gray: Any, scale: int = 1) -> bytes:
-    """Encode a uint8 image array as PNG bytes, optionally enlarged by nearest-neighbour ``scale``."""
+def to_png_bytes(rgb_or_gray: Any, scale: int = 1, compress_level: int = 1) -> bytes:
+    """Encode a uint8 image array as PNG bytes, optionally enlarged by nearest-neighbour ``scale``.
+
+    Level 1 compression: maps are tiny, and on a live server the encoder's time matters more
+    than a few hundred bytes.
+    """
     from PIL import Image
 
     array = np.asarray(rgb_or_gray)
@@ -69,5 +73,5 @@ def to_png_bytes(rgb_or_gray: Any, scale: int = 1) -> bytes:
     if scale > 1:
         image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    image.save(buffer, format="PNG", compress_level=compress_level)
     return buffer.getvalue()

@@ -1,0 +1,77 @@
+"""``python -m src.web --model_path ... --label_mapping ... --host 127.0.0.1 --port 8000``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from src.config import DEFAULT_LABELS_PATH, DEFAULT_MODEL_PATH
+
+logger = logging.getLogger("src.web")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line flags; each overrides the matching ``SKETCH_*`` setting."""
+    parser = argparse.ArgumentParser(
+        prog="python -m src.web", description="Serve the SketchCAM drawing page and JSON API."
+    )
+    parser.add_argument(
+        "--model_path",
+        "--model-path",
+        "--model",
+        dest="model_path",
+        help=f"Keras model (default: {DEFAULT_MODEL_PATH})",
+    )
+    parser.add_argument(
+        "--label_mapping",
+        "--label-mapping",
+        "--labels",
+        dest="label_mapping",
+        help=f"label mapping JSON (default: {DEFAULT_LABELS_PATH})",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
+    parser.add_argument("--port", type=int, default=8000, help="TCP port")
+    parser.add_argument(
+        "--log_level",
+        "--log-level",
+        dest="log_level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Load the model (one-line error and exit 2 if it cannot be served), then run uvicorn."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s: %(message)s")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import uvicorn
+
+    from src.errors import SketchError
+    from src.web.app import create_app
+    from src.web.deps import Engine
+    from src.web.settings import WebSettings
+
+    overrides = {
+        key: value
+        for key in ("model_path", "label_mapping")
+        if (value := getattr(args, key)) is not None
+    }
+    try:
+        settings = WebSettings(**overrides)
+        # Loaded here rather than in the lifespan so a bad model is one clear line, not a traceback.
+        engine = Engine.load(settings)
+    except (SketchError, ValueError) as error:
+        sys.stderr.write(f"error: cannot start the web app: {error}\n")
+        return 2
+    uvicorn.run(
+        create_app(settings, engine), host=args.host, port=args.port, log_level=args.log_level
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

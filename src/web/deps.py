@@ -1,0 +1,226 @@
+"""The serving engine (model, Grad-CAMs, batcher, decoding, rendering) and its FastAPI dependencies.
+
+Routes only translate HTTP to these calls; everything here composes core functions:
+``load_image``/``to_model_input``/``strokes_to_model_input`` for input, ``GradCAM.explain`` on
+batched input, and ``overlay``'s one colormap helper for the returned PNGs.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import Depends, Request
+from PIL import Image
+
+from src.data.preprocess import load_image, strokes_to_model_input, to_model_input
+from src.errors import InvalidImageError
+from src.inference.predictor import Predictor
+from src.web.batcher import Batcher
+from src.web.settings import WebSettings
+
+logger = logging.getLogger(__name__)
+
+# "data:image/png;base64," and friends, as canvas.toDataURL() and FileReader produce.
+DATA_URL_PREFIX = re.compile(r"^\s*data:[^,]{0,200}?;base64,", re.IGNORECASE)
+PREDICT_ONLY = "predict"  # batch key kind for plain classification
+
+
+class ImageTooLargeError(InvalidImageError):
+    """An image has more pixels than the server accepts (mapped to 413)."""
+
+
+class ServiceUnavailableError(RuntimeError):
+    """The engine did not answer in time or is shutting down (mapped to 503)."""
+
+
+@dataclass(frozen=True)
+class SketchResult:
+    """What the engine returns for one sketch: class probabilities and, if asked, its map."""
+
+    probabilities: np.ndarray  # (C,)
+    heatmap: np.ndarray | None  # (H, W) in [0, 1]
+    class_index: int  # the class the map explains (the predicted one for plain predictions)
+
+
+class Engine:
+    """One loaded model served through a batcher, with one lazily built GradCAM per (method, layer).
+
+    Args:
+        predictor: the loaded model and labels.
+        settings: limits, batching and defaults.
+    """
+
+    def __init__(self, predictor: Predictor, settings: WebSettings) -> None:
+        self.predictor = predictor
+        self.labels = predictor.labels
+        self.settings = settings
+        self._cams: dict[tuple[str, str | None], Any] = {}
+        self._cams_lock = threading.Lock()
+        self.batcher = Batcher(
+            self._compute, settings.batch_max_size, settings.batch_max_wait_ms / 1000.0
+        )
+
+    @classmethod
+    def load(cls, settings: WebSettings) -> Engine:
+        """Load the model and labels, build the default Grad-CAM and warm it up.
+
+        Raises:
+            ModelLoadError, LabelMappingError, LayerNotFoundError: the model cannot be served.
+        """
+        engine = cls(Predictor.from_files(settings.model_path, settings.label_mapping), settings)
+        cam = engine.cam(settings.default_method, None)
+        if settings.warm_up:
+            blank = np.zeros((1, *engine.predictor.model.input_shape[1:]), np.float32)
+            cam.explain(blank)
+            engine.predictor.probabilities(blank)
+        logger.info("serving %s with %d classes", settings.model_path, len(engine.labels))
+        return engine
+
+    def close(self) -> None:
+        """Stop the batch worker."""
+        self.batcher.close()
+
+    def cam(self, method: str | None, layer: str | None) -> Any:
+        """The GradCAM for (method, layer), built on first use and cached.
+
+        Raises:
+            LayerNotFoundError: if the layer is not in the model.
+        """
+        from src.visualization.gradcam import GradCAM
+
+        key = (method or self.settings.default_method, layer)
+        with self._cams_lock:
+            if key not in self._cams:
+                self._cams[key] = GradCAM(self.predictor.model, layer_name=layer, method=key[0])
+            return self._cams[key]
+
+    def model_input(self, image: str | None, strokes: list[Any] | None) -> np.ndarray:
+        """The model's (64, 64, 1) input from strokes (preferred) or a base64 image.
+
+        Raises:
+            InvalidImageError: bad base64, not an image, malformed strokes.
+            ImageTooLargeError: more pixels or stroke points than the settings allow.
+        """
+        if strokes is not None:
+            points = sum(len(stroke[0]) for stroke in strokes if stroke)
+            if points > self.settings.max_stroke_points:
+                raise ImageTooLargeError(
+                    f"drawing has {points:,} points; at most {self.settings.max_stroke_points:,} "
+                    "are accepted (simplify the strokes)"
+                )
+            return strokes_to_model_input(strokes)
+        data = decode_base64_image(image or "")
+        check_pixel_count(data, self.settings.max_image_pixels)
+        return to_model_input(load_image(data))
+
+    def explain(
+        self, sketch: np.ndarray, method: str | None, layer: str | None, class_index: int | None
+    ) -> SketchResult:
+        """Probabilities and the Grad-CAM map of ``class_index`` (None: the predicted class)."""
+        cam = self.cam(method, layer)
+        if class_index is not None:
+            self.labels.name_of(class_index)  # raises UnknownClassError before queueing
+        key = ("cam", cam, class_index is not None)
+        return self._wait(
+            self.batcher.submit(key, sketch, -1 if class_index is None else class_index)
+        )
+
+    def predict(self, sketch: np.ndarray) -> SketchResult:
+        """Probabilities only (no map), batched like the rest."""
+        return self._wait(self.batcher.submit((PREDICT_ONLY, None, False), sketch))
+
+    def render(self, sketch: np.ndarray, heatmap: np.ndarray) -> tuple[str, str, str]:
+        """(heatmap, overlay, input) as PNG data URLs, through the project's one colormap helper."""
+        from src.visualization.overlay import (
+            heatmap_to_rgb,
+            overlay_heatmap,
+            sketch_for_display,
+            to_png_bytes,
+        )
+
+        scale = self.settings.image_scale
+        return (
+            png_data_url(to_png_bytes(heatmap_to_rgb(heatmap), scale)),
+            png_data_url(to_png_bytes(overlay_heatmap(sketch, heatmap), scale)),
+            png_data_url(to_png_bytes(sketch_for_display(sketch), scale)),
+        )
+
+    def _wait(self, future: Any) -> SketchResult:
+        """The batch result, or 503 when the engine is stuck or shutting down."""
+        from concurrent.futures import TimeoutError as FutureTimeout
+
+        try:
+            return future.result(timeout=self.settings.request_timeout_s)  # type: ignore[no-any-return]
+        except FutureTimeout as error:
+            raise ServiceUnavailableError("the model is busy; retry shortly") from error
+
+    def _compute(
+        self, key: Any, images: np.ndarray, class_indices: np.ndarray
+    ) -> list[SketchResult]:
+        """Batch worker: one forward (and backward) pass for a group of same-key sketches."""
+        kind, cam, explicit = key
+        if kind == PREDICT_ONLY:
+            probabilities = self.predictor.probabilities(images)
+            return [SketchResult(row, None, int(np.argmax(row))) for row in probabilities]
+        result = cam.explain(images, class_indices if explicit else None)
+        return [
+            SketchResult(
+                result.probabilities[row], result.heatmaps[row], int(result.class_indices[row])
+            )
+            for row in range(len(images))
+        ]
+
+
+def decode_base64_image(text: str) -> bytes:
+    """Bytes of a base64 image, with or without a ``data:`` URL prefix.
+
+    Raises:
+        InvalidImageError: if the text is empty or not base64.
+    """
+    payload = "".join(DATA_URL_PREFIX.sub("", text, count=1).split())
+    if not payload:
+        raise InvalidImageError("'image' is empty: send a base64 PNG or JPEG")
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise InvalidImageError(f"'image' is not valid base64 ({error})") from error
+
+
+def check_pixel_count(data: bytes, max_pixels: int) -> None:
+    """Refuse an image whose header declares more than ``max_pixels`` before decoding it.
+
+    Unreadable data passes through: ``load_image`` then reports it with the right message.
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            width, height = probe.size
+    except Image.DecompressionBombError as error:
+        raise ImageTooLargeError(f"image refused as a decompression bomb ({error})") from error
+    except (OSError, ValueError, SyntaxError, EOFError):
+        return
+    if width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"image is {width}x{height} pixels; at most {max_pixels:,} pixels are accepted "
+            "(resize it first)"
+        )
+
+
+def png_data_url(png: bytes) -> str:
+    """``data:image/png;base64,...`` for PNG bytes."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def get_engine(request: Request) -> Engine:
+    """The engine loaded in the app's lifespan."""
+    return request.app.state.engine  # type: ignore[no-any-return]
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]

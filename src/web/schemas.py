@@ -1,0 +1,150 @@
+"""Request and response bodies: the spec's JSON field names, validated before any model work."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from src.visualization.cam_methods import METHODS
+
+# Quick, Draw! strokes: [[xs, ys], ...] or [[xs, ys, ts], ...].
+Strokes = list[list[list[float]]]
+
+IMAGE_DESCRIPTION = (
+    "Base64 PNG/JPEG (any image Pillow reads), with or without a `data:image/png;base64,` prefix."
+)
+STROKES_DESCRIPTION = (
+    "Quick, Draw! strokes `[[[x...], [y...]], ...]` in any coordinate range, rendered by the "
+    "project's rasteriser. Takes precedence over `image` when both are sent."
+)
+
+
+class SketchInput(BaseModel):
+    """A sketch as an encoded image or as strokes (at least one)."""
+
+    image: str | None = Field(default=None, description=IMAGE_DESCRIPTION)
+    strokes: Strokes | None = Field(default=None, description=STROKES_DESCRIPTION)
+
+    @model_validator(mode="after")
+    def _needs_a_sketch(self) -> SketchInput:
+        if self.image is None and self.strokes is None:
+            raise ValueError("send the sketch as 'image' (base64 PNG/JPEG) or 'strokes'")
+        return self
+
+
+class CamOptions(SketchInput):
+    """A sketch plus the Grad-CAM variant and target layer to use."""
+
+    method: str | None = Field(
+        default=None, description=f"One of {', '.join(METHODS)}; default gradcam."
+    )
+    layer: str | None = Field(
+        default=None, description="Target layer name; default the model's last spatial layer."
+    )
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, method: str | None) -> str | None:
+        if method is not None and method.lower() not in METHODS:
+            raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        return None if method is None else method.lower()
+
+
+class PredictRequest(SketchInput):
+    """``POST /predict``."""
+
+    top_k: int = Field(default=5, ge=1, le=1000, description="How many ranked classes to return.")
+
+
+class GradcamRequest(CamOptions):
+    """``POST /predict_with_gradcam``: explain the predicted class."""
+
+    top_k: int = Field(default=5, ge=1, le=1000, description="How many ranked classes to return.")
+
+
+class AnalyzeRequest(CamOptions):
+    """``POST /analyze_class``: explain one named or numbered class."""
+
+    class_index: int | None = Field(default=None, ge=0, description="Class to explain, by index.")
+    class_name: str | None = Field(default=None, description="Class to explain, by name.")
+
+    @model_validator(mode="after")
+    def _needs_one_class(self) -> AnalyzeRequest:
+        if (self.class_index is None) == (self.class_name is None):
+            raise ValueError("send exactly one of 'class_index' or 'class_name'")
+        return self
+
+
+class TopPrediction(BaseModel):
+    """One ranked class; serialised with the spec's key ``class``."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    class_name: str = Field(alias="class")
+    probability: float
+    class_index: int
+
+
+class PredictResponse(BaseModel):
+    """The top class and the ranking."""
+
+    success: Literal[True] = True
+    prediction: str
+    class_index: int
+    confidence: float
+    top_predictions: list[TopPrediction]
+
+
+class CamImages(BaseModel):
+    """Grad-CAM images as ``data:image/png;base64,`` URLs."""
+
+    gradcam_heatmap: str = Field(description="The heatmap alone (jet colormap).")
+    gradcam_overlay: str = Field(description="The heatmap blended over the preprocessed sketch.")
+    input_image: str = Field(description="What the model saw: the preprocessed 64x64 sketch.")
+    method: str
+    layer: str
+
+
+class GradcamResponse(PredictResponse, CamImages):
+    """``POST /predict_with_gradcam``: exactly what the spec's fetch example reads, and more."""
+
+
+class AnalyzeResponse(CamImages):
+    """``POST /analyze_class``."""
+
+    success: Literal[True] = True
+    class_name: str
+    class_index: int
+    confidence: float = Field(description="The model's probability for this class.")
+    predicted_class: str
+    predicted_confidence: float
+
+
+class ClassesResponse(BaseModel):
+    """``GET /classes``: names in output order (``classes[class_index]``)."""
+
+    success: Literal[True] = True
+    classes: list[str]
+    num_classes: int
+
+
+class HealthResponse(BaseModel):
+    """``GET /health``: the loaded model and what the page can ask for."""
+
+    success: Literal[True] = True
+    status: Literal["ok"] = "ok"
+    model: str
+    num_classes: int
+    methods: list[str]
+    default_method: str
+    layers: list[str]
+    default_layer: str
+    batch_max_size: int
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx/5xx body."""
+
+    success: Literal[False] = False
+    error: str

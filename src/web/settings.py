@@ -1,0 +1,41 @@
+"""Web settings: defaults for the shipped model, overridable by ``SKETCH_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from src.config import DEFAULT_LABELS_PATH, DEFAULT_MODEL_PATH
+
+
+class WebSettings(BaseSettings):
+    """Everything ``create_app`` needs; ``SKETCH_MODEL_PATH=... python -m src.web`` overrides one."""
+
+    # "model_" would clash with pydantic's protected namespace; these names are the spec's flags.
+    model_config = SettingsConfigDict(env_prefix="SKETCH_", protected_namespaces=(), frozen=True)
+
+    model_path: Path = DEFAULT_MODEL_PATH
+    label_mapping: Path = DEFAULT_LABELS_PATH
+    # Request bodies above this are refused with 413 (a phone photo as base64 fits easily).
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    # Images with more pixels are refused before decoding (decompression bombs, huge scans).
+    max_image_pixels: int = Field(default=16_777_216, ge=64 * 64)
+    # Stroke drawings with more points are refused before rasterising.
+    max_stroke_points: int = Field(default=50_000, ge=2)
+    # The batcher gathers up to this many concurrent requests into one engine call...
+    batch_max_size: int = Field(default=16, ge=1, le=256)
+    # ...waiting at most this long for company once other requests are known to be on the way.
+    batch_max_wait_ms: float = Field(default=5.0, ge=0.0, le=1000.0)
+    # Seconds a request waits for its batch before giving up with 503.
+    request_timeout_s: float = Field(default=30.0, gt=0.0)
+    default_method: str = "gradcam"
+    # Returned PNGs are enlarged by this nearest-neighbour factor; 1 keeps the 64x64 model size
+    # (the page scales it smoothly, and each doubling costs about 1 ms of PNG encoding).
+    image_scale: int = Field(default=1, ge=1, le=8)
+    # Used by monitoring: predictions below this confidence get their attention logged.
+    low_confidence_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    attention_log_path: Path | None = None
+    # Build and run the default Grad-CAM once at start-up, so the first request is not slow.
+    warm_up: bool = True
