@@ -45,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     ours_rate = measure(ours, batch, args.repeats)
     reference_rate = measure(reference, batch, args.repeats)
     print(f"build_cnn:           {ours_rate:9.0f} images/s ({ours.count_params():,} params)")
-    print(f"build_reference_cnn: {reference_rate:9.0f} images/s ({reference.count_params():,} params)")
+    print(
+        f"build_reference_cnn: {reference_rate:9.0f} images/s ({reference.count_params():,} params)"
+    )
     print(f"ratio: {ours_rate / reference_rate:.2f}x (batch {args.batch_size})")
     return 0
 

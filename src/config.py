@@ -51,6 +51,10 @@ class TrainConfig:
     holdout_cross_domain: bool = True
     # Processes for pre-rendering strokes, and threads feeding augmented batches.
     workers: int = 2
+    # Stop after the epoch that crosses this many minutes of fitting (0 = no limit).
+    max_minutes: float = 0.0
+    # Start from this trained model (fine-tuning) instead of fresh weights.
+    init_model: Path | None = None
     # Early stopping patience, in epochs without a better validation accuracy.
     patience: int = 5
     seed: int = 42

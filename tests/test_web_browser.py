@@ -168,3 +168,54 @@ def test_page_fits_a_phone_screen(browser, server_url: str, tmp_path: Path) -> N
     assert page_width <= 390, f"page scrolls sideways: {page_width}px"
     save_screenshot(page, tmp_path, "drawing_page_phone.png")
     context.close()
+
+
+def draw_line(page, selector: str = "#sketch-canvas") -> None:  # type: ignore[no-untyped-def]
+    """A horizontal line across the middle, as a second stroke."""
+    box = page.locator(selector).bounding_box()
+    middle = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.15, middle)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.85, middle, steps=12)
+    page.mouse.up()
+
+
+def test_stroke_importance_replay_and_compare(browser, server_url: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(server_url)
+    page.wait_for_function("document.querySelectorAll('#compare-a option').length > 1")
+    draw_circle(page)
+    draw_line(page)
+    # Stroke importance: both strokes coloured over the drawing, with a caption and legend.
+    page.wait_for_function("document.getElementById('importance-canvas').dataset.painted === '2'")
+    coloured = page.evaluate(
+        """() => {
+            const canvas = document.getElementById('importance-canvas');
+            const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
+            let count = 0;
+            for (let index = 3; index < pixels.data.length; index += 4) count += pixels.data[index] > 0;
+            return count;
+        }"""
+    )
+    assert coloured > 100, "the strokes should be painted in importance colours"
+    assert "of the map" in page.locator("#importance-caption").inner_text()
+    assert page.locator("#importance-legend").is_visible()
+    save_screenshot(page, tmp_path, "drawing_page_importance.png")
+    # Replay: one step per stroke, each with its map.
+    page.locator("#replay-button").click()
+    page.wait_for_function("document.querySelectorAll('#timeline-steps li').length === 2")
+    assert page.locator("#timeline-image").is_visible()
+    assert page.locator("#timeline-caption").inner_text().startswith("After stroke")
+    page.locator("#timeline-steps button").nth(1).click()
+    assert "stroke 2 of 2" in page.locator("#timeline-caption").inner_text()
+    # Why A not B for the top two.
+    page.locator("#compare-button").click()
+    page.wait_for_function(
+        "document.getElementById('compare-caption').textContent.startsWith('Why')"
+    )
+    assert page.locator("#compare-for").is_visible()
+    save_screenshot(page, tmp_path, "drawing_page_explain.png")
+    assert not errors, errors
+    page.close()

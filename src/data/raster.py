@@ -99,6 +99,44 @@ def render_strokes(
     if size < 4:
         raise ValueError(f"size must be at least 4 pixels, got {size}")
     arrays = validate_strokes(strokes)
+    layout = _layout(arrays, size, line_width, margin)
+    return _draw(arrays, layout, size)
+
+
+def render_stroke_masks(
+    strokes: object,
+    size: int = IMAGE_SIZE,
+    line_width: float = DEFAULT_LINE_WIDTH * IMAGE_SIZE / 64,
+    margin: float = DEFAULT_MARGIN,
+) -> np.ndarray:
+    """Rasterise each stroke alone, in the frame ``render_strokes`` fits to the whole drawing.
+
+    Stroke k's mask covers exactly the pixels stroke k inks in ``render_strokes(strokes, ...)``,
+    so maps of the whole drawing can be read stroke by stroke.
+
+    Args:
+        strokes: ``[[xs, ys], ...]`` as for ``render_strokes``.
+        size: side of the output images in pixels.
+        line_width: stroke width in output pixels.
+        margin: empty border on each side, as a fraction of ``size``.
+
+    Returns:
+        uint8 array (n_strokes, size, size): stroke k's ink 255 on background 0.
+
+    Raises:
+        InvalidImageError: if the strokes are malformed (see ``validate_strokes``).
+    """
+    if size < 4:
+        raise ValueError(f"size must be at least 4 pixels, got {size}")
+    arrays = validate_strokes(strokes)
+    layout = _layout(arrays, size, line_width, margin)
+    return np.stack([_draw([points], layout, size) for points in arrays])
+
+
+def _layout(
+    arrays: list[np.ndarray], size: int, line_width: float, margin: float
+) -> tuple[np.ndarray, float, np.ndarray, float]:
+    """The whole drawing's fit: (low corner, scale, offset, supersampled line width)."""
     all_points = np.concatenate(arrays, axis=1)
     low = all_points.min(axis=1)
     extent = float((all_points.max(axis=1) - low).max())
@@ -109,6 +147,15 @@ def render_strokes(
     span = (all_points.max(axis=1) - low) * scale
     # Centre the drawing: the offset spreads the unused room evenly on both sides.
     offset = (canvas - span) / 2
+    return low, scale, offset, width
+
+
+def _draw(
+    arrays: list[np.ndarray], layout: tuple[np.ndarray, float, np.ndarray, float], size: int
+) -> np.ndarray:
+    """Draw strokes with a fixed layout on a supersampled canvas, then box-filter to ``size``."""
+    low, scale, offset, width = layout
+    canvas = size * SUPERSAMPLE
     image = Image.new("L", (canvas, canvas), 0)
     draw = ImageDraw.Draw(image)
     radius = width / 2

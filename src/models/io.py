@@ -62,8 +62,13 @@ def load_model(path: str | Path, safe_mode: bool = True) -> Any:
     return model
 
 
-def check_sketch_input(model: Any, image_size: int = 64) -> None:
+def check_sketch_input(model: Any, image_size: int = 64, source: str | Path | None = None) -> None:
     """Check that a model takes (image_size, image_size, 1) sketches, the project's input.
+
+    Args:
+        model: the loaded ``keras.Model``.
+        image_size: the side of the square sketches fed to it.
+        source: the model file, named in the message when given.
 
     Raises:
         ModelLoadError: naming the model's actual input shape and what is expected.
@@ -71,8 +76,9 @@ def check_sketch_input(model: Any, image_size: int = 64) -> None:
     shape = tuple(model.input_shape) if not isinstance(model.input_shape, list) else None
     expected = (None, image_size, image_size, 1)
     if shape != expected:
+        where = f"{source}: " if source is not None else ""
         raise ModelLoadError(
-            f"model expects input {model.input_shape}, but SketchCAM feeds grayscale sketches "
+            f"{where}model expects input {model.input_shape}, but SketchCAM feeds grayscale sketches "
             f"shaped {expected}; retrain with `python -m src.training.train`"
         )
 

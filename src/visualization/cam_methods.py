@@ -17,6 +17,13 @@ METHODS = GRADIENT_METHODS + FORWARD_METHODS
 EPSILON = 1e-7
 
 
+def _safe_divide(numerator: Any, denominator: Any) -> Any:
+    """numerator / denominator, and 0 where the denominator is exactly 0."""
+    nonzero = denominator != 0.0
+    safe = tf.where(nonzero, denominator, tf.ones_like(denominator))
+    return tf.where(nonzero, numerator / safe, tf.zeros_like(numerator * safe))
+
+
 def gradcam(activations: Any, gradients: Any) -> Any:
     """Grad-CAM: channel weights are the spatially averaged gradients."""
     # This is a vector where each entry is the mean intensity of the gradient over a channel.
@@ -31,8 +38,10 @@ def gradcam_plus_plus(activations: Any, gradients: Any) -> Any:
     cubed = squared * gradients
     # sum_ab A^k_ab, the channel's total activation, from the closed-form alpha of the paper.
     total = tf.reduce_sum(activations, axis=(1, 2), keepdims=True)
-    denominator = 2.0 * squared + total * cubed + EPSILON
-    alpha = tf.where(gradients != 0.0, squared / denominator, tf.zeros_like(gradients))
+    denominator = 2.0 * squared + total * cubed
+    # alpha is 0/0 where the gradient vanishes; define it as 0 there instead of adding an
+    # epsilon, which would bias every weight whose gradients are small.
+    alpha = _safe_divide(squared, denominator)
     # Only positive gradients count as evidence for the class.
     weights = tf.reduce_sum(alpha * tf.nn.relu(gradients), axis=(1, 2), keepdims=True)
     return tf.reduce_sum(activations * weights, axis=-1)
@@ -51,7 +60,10 @@ def layercam(activations: Any, gradients: Any) -> Any:
 def xgradcam(activations: Any, gradients: Any) -> Any:
     """XGrad-CAM: gradients weighted by normalised activations (the axiom-derived weights)."""
     total = tf.reduce_sum(activations, axis=(1, 2), keepdims=True)
-    weights = tf.reduce_sum(gradients * activations, axis=(1, 2), keepdims=True) / (total + EPSILON)
+    # A dead channel (total activation 0) gets weight 0.
+    weights = _safe_divide(
+        tf.reduce_sum(gradients * activations, axis=(1, 2), keepdims=True), total
+    )
     return tf.reduce_sum(activations * weights, axis=-1)
 
 
@@ -80,8 +92,8 @@ GRADIENT_FORMULAS = {
 }
 
 
-def normalise(raw_maps: Any, size: tuple[int, int]) -> Any:
-    """ReLU, bilinear upsampling to the input size, per-image scaling to [0, 1].
+def normalise(raw_maps: Any, size: Any) -> Any:
+    """ReLU, bilinear upsampling to ``size`` (height, width), per-image scaling to [0, 1].
 
     A map whose maximum is zero (blank canvas, all-negative evidence) stays all zeros, never NaN.
     """

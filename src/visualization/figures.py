@@ -66,7 +66,9 @@ def save_gradcam_figure(
         for axis in axes:
             axis.axis("off")
         figure.suptitle(title)
-        figure.tight_layout()
+        # Fixed margins instead of tight_layout(), which re-measures every tick label and
+        # costs more than drawing the figure; the panels never change shape.
+        figure.subplots_adjust(left=0.01, right=0.99, bottom=0.03, top=0.86, wspace=0.3)
         saved = save_atomically(figure, path, dpi=100) if path is not None else None
         if show:
             plt.show()
@@ -74,3 +76,142 @@ def save_gradcam_figure(
     finally:
         if not show:
             plt.close(figure)
+
+
+def save_stroke_importance_figure(
+    strokes: Any, shares: Any, title: str, path: str | Path, colormap: str = "jet"
+) -> Path:
+    """The drawing with each stroke coloured by its share of the map (red most, blue least).
+
+    Args:
+        strokes: ``[[xs, ys], ...]`` in drawing coordinates (y grows downwards).
+        shares: (S,) importance per stroke; scaled so the most important stroke is red.
+        title: figure title.
+        path: PNG to write.
+    """
+    from matplotlib.collections import LineCollection
+
+    values = np.asarray(shares, dtype=np.float64)
+    peak = values.max() if values.size and values.max() > 0 else 1.0
+    cmap = matplotlib.colormaps[colormap]
+    figure, axis = plt.subplots(figsize=(4.6, 4.6))
+    try:
+        for stroke, value in sorted(zip(strokes, values), key=lambda pair: pair[1]):
+            points = np.column_stack([stroke[0], stroke[1]]).astype(np.float64)
+            colour = cmap(value / peak)
+            if len(points) > 1:
+                axis.add_collection(LineCollection([points], colors=[colour], linewidths=3))
+            axis.plot(points[0, 0], points[0, 1], "o", color=colour, markersize=3)
+        axis.autoscale()
+        axis.set_aspect("equal")
+        axis.invert_yaxis()
+        axis.axis("off")
+        mappable = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, peak))
+        figure.colorbar(mappable, ax=axis, fraction=0.046, pad=0.04, label="share of map")
+        axis.set_title(title)
+        return save_atomically(figure, path, dpi=100)
+    finally:
+        plt.close(figure)
+
+
+def save_filmstrip_figure(
+    overlays: Any, captions: list[str], title: str, path: str | Path, columns: int = 8
+) -> Path:
+    """Frames in a grid (one per stroke), each an RGB overlay with a caption underneath."""
+    count = len(overlays)
+    columns = max(1, min(columns, count))
+    rows = (count + columns - 1) // columns
+    figure, axes = plt.subplots(rows, columns, figsize=(1.9 * columns, 2.2 * rows), squeeze=False)
+    try:
+        for index, axis in enumerate(axes.flat):
+            axis.axis("off")
+            if index < count:
+                axis.imshow(overlays[index])
+                axis.set_title(captions[index], fontsize=8)
+        figure.suptitle(title)
+        # Fixed margins instead of tight_layout(), which re-measures every tick label and
+        # costs more than drawing the figure; the panels never change shape.
+        figure.subplots_adjust(left=0.01, right=0.99, bottom=0.03, top=0.86, wspace=0.3)
+        return save_atomically(figure, path, dpi=100)
+    finally:
+        plt.close(figure)
+
+
+def save_contrast_figure(
+    image: Any, overlay_for: Any, overlay_against: Any, titles: tuple[str, str, str],
+    path: str | Path,
+) -> Path:
+    """Three panels: the sketch, evidence for A over B, evidence for B over A."""
+    figure, axes = plt.subplots(1, 3, figsize=(10, 3.8))
+    try:
+        axes[0].imshow(sketch_for_display(image), cmap="gray", vmin=0, vmax=1)
+        axes[1].imshow(overlay_for)
+        axes[2].imshow(overlay_against)
+        for axis, text in zip(axes, titles):
+            axis.set_title(text, fontsize=9)
+            axis.axis("off")
+        figure.tight_layout()
+        return save_atomically(figure, path, dpi=100)
+    finally:
+        plt.close(figure)
+
+
+def save_faithfulness_figure(curves: list[dict[str, Any]], path: str | Path) -> Path:
+    """Deletion and insertion curves (one line per method, AUC in the legend)."""
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    try:
+        for entry in curves:
+            dashed = "--" if entry["method"] == "random" else "-"
+            for axis, kind in zip(axes, ("deletion", "insertion")):
+                label = f"{entry['method']} (AUC {entry[kind + '_auc']:.3f})"
+                axis.plot(entry["fractions"], entry[kind], dashed, label=label)
+        for axis, kind, better in zip(axes, ("Deletion", "Insertion"), ("lower", "higher")):
+            axis.set_title(f"{kind} (ink erased/restored, highest heat first; {better} is better)",
+                           fontsize=9)
+            axis.set_xlabel("fraction of ink pixels")
+            axis.set_ylabel("probability of the original class")
+            axis.legend(fontsize=7)
+        figure.tight_layout()
+        return save_atomically(figure, path, dpi=100)
+    finally:
+        plt.close(figure)
+
+
+def save_confusion_matrix(
+    matrix: Any, class_names: list[str] | tuple[str, ...], path: str | Path, title: str = ""
+) -> Path:
+    """Draw a confusion matrix (rows: true class, columns: predicted), row-normalised, as a PNG.
+
+    Args:
+        matrix: counts (N, N), row = true class.
+        class_names: the N class names in index order.
+        path: where to write the PNG.
+        title: figure title.
+
+    Returns:
+        The written path.
+    """
+    counts = np.asarray(matrix, dtype=np.float64)
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1] != len(class_names):
+        raise ValueError(f"matrix {counts.shape} does not match {len(class_names)} class names")
+    # Row-normalised, so small classes are as readable as big ones.
+    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    side = max(6.0, 0.38 * len(class_names) + 2)
+    figure, axes = plt.subplots(figsize=(side, side))
+    try:
+        image = axes.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)
+        ticks = np.arange(len(class_names))
+        axes.set_xticks(ticks, labels=list(class_names), rotation=90, fontsize=8)
+        axes.set_yticks(ticks, labels=list(class_names), fontsize=8)
+        axes.set_xlabel("predicted class")
+        axes.set_ylabel("true class")
+        axes.set_title(title or "confusion matrix (row-normalised)")
+        for row, column in zip(*np.nonzero(counts), strict=True):
+            color = "white" if rates[row, column] > 0.5 else "black"
+            axes.text(column, row, int(counts[row, column]), ha="center", va="center",
+                      fontsize=6, color=color)
+        figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
+        figure.tight_layout()
+        return save_atomically(figure, path, dpi=120)
+    finally:
+        plt.close(figure)

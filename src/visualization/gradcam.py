@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from src.data.preprocess import to_batch
-from src.errors import SketchError, UnknownClassError
+from src.errors import InvalidImageError, SketchError, UnknownClassError
 from src.visualization.target_layers import (
     describe_layers,
     list_conv_layers,
@@ -66,7 +66,10 @@ class GradCAM:
 
     The model is never modified or cloned: its own graph is walked once per call inside one
     ``tf.function``, capturing the target layer and the logits. Gradients are of each image's
-    own class logit (pre-softmax), taken for the whole batch at once.
+    own class logit (pre-softmax), taken for the whole batch at once. The logits are the layer
+    named "logits", else the input of a final softmax/sigmoid Activation, else recomputed from
+    the kernel and bias of a final Dense layer with a fused softmax/sigmoid (also inside a
+    nested model); only a model with none of these uses its output as the score (logged).
 
     Args:
         model: a built Keras model (Functional, Sequential, or with nested models).
@@ -77,8 +80,16 @@ class GradCAM:
         score_cam_batch_size: masked images per forward pass in Score-CAM (memory knob).
 
     Raises:
-        LayerNotFoundError: if ``layer_name`` is not in the model (the message lists candidates).
+        LayerNotFoundError: if ``layer_name`` is not in the model or has no spatial output (the
+            message lists candidates).
+        ModelLoadError: for a Sequential model that has never been built.
+        SketchError: for a model without a single (N, H, W, C) image input.
         ValueError: for an unknown method.
+
+    Example:
+        >>> gradcam = GradCAM(model, layer_name="last_conv", method="gradcam++")
+        >>> result = gradcam.explain(images, class_indices=[3, 3, 7])
+        >>> result.heatmaps.shape, result.raw_maps.shape   # (3, 64, 64), (3, 8, 8)
     """
 
     def __init__(
@@ -104,8 +115,13 @@ class GradCAM:
         self.score_cam_batch_size = score_cam_batch_size
         self.layer_name, chain = resolve_target_layer(model, layer_name)
         self._forward = build_capturing_forward(model, chain, resolve_score_source(model))
-        input_shape = tuple(model.input_shape)
-        self.input_size = (int(input_shape[1]), int(input_shape[2]))
+        input_shape = model.input_shape
+        if not isinstance(input_shape, tuple) or len(input_shape) != 4:
+            raise SketchError(
+                f"GradCAM needs a model with one image input (N, H, W, C); got {input_shape}"
+            )
+        # Spatial size of the inputs (None for fully convolutional models: taken per batch).
+        self.input_size = input_shape[1:3]
         spec = tf.TensorSpec((None, *input_shape[1:]), tf.float32)
         self._explain_graph = tf.function(
             self._explain_batch, input_signature=[spec, tf.TensorSpec((None,), tf.int64)]
@@ -115,12 +131,17 @@ class GradCAM:
         )
 
     def _explain_batch(self, images: Any, class_indices: Any) -> tuple[Any, ...]:
-        """Compiled: activations, gradients of each image's class logit, raw and final maps."""
+        """Compiled: gradients of each image's class logit, raw and final maps, targets, outputs.
+
+        For Score-CAM it returns the activations, targets and outputs instead.
+        """
         import tensorflow as tf
 
         from src.visualization import cam_methods
 
         with tf.GradientTape() as tape:
+            # Watching the input keeps the activations on the tape whatever the weights'
+            # trainable flags (a frozen backbone's variables may not be watched).
             tape.watch(images)
             activations, scores, outputs = self._forward(images)
             # A negative index means "explain the predicted class".
@@ -133,8 +154,10 @@ class GradCAM:
         elif self.method == "eigencam":
             raw = cam_methods.eigencam(activations)
         else:
-            raw = tf.zeros(tf.shape(activations)[:3])  # Score-CAM weights come from _score_cam
-        return activations, raw, cam_methods.normalise(raw, self.input_size), targets, outputs
+            # Score-CAM weights need masked forwards (_score_cam): hand the activations out.
+            return activations, targets, outputs
+        heatmaps = cam_methods.normalise(raw, tf.shape(images)[1:3])
+        return raw, heatmaps, targets, outputs
 
     def _scores(self, images: Any, class_indices: Any) -> Any:
         """Compiled: the logit of ``class_indices[i]`` for image i (Score-CAM's masked forwards)."""
@@ -159,15 +182,24 @@ class GradCAM:
         """
         batch = to_batch(images)
         expected = tuple(self.model.input_shape[1:])
-        if tuple(batch.shape[1:]) != expected:
-            raise SketchError(f"images have shape {batch.shape[1:]}, the model expects {expected}")
+        if len(expected) != 3 or any(
+            want is not None and want != got for want, got in zip(expected, batch.shape[1:])
+        ):
+            raise InvalidImageError(
+                f"images have shape {batch.shape[1:]}, the model expects {expected}; "
+                "resize sketches with src.data.preprocess.to_model_input"
+            )
         targets = self._class_index_array(class_indices, len(batch))
-        activations, raw, heatmaps, chosen, outputs = (
-            tensor.numpy() for tensor in self._explain_graph(batch, targets)
-        )
         if self.method == "scorecam":
+            activations, chosen, outputs = (
+                tensor.numpy() for tensor in self._explain_graph(batch, targets)
+            )
             raw = self._score_cam(batch, activations, chosen)
-            heatmaps = self._normalise(raw)
+            heatmaps = self._normalise(raw, batch.shape[1:3])
+        else:
+            raw, heatmaps, chosen, outputs = (
+                tensor.numpy() for tensor in self._explain_graph(batch, targets)
+            )
         return CamResult(
             heatmaps=heatmaps.astype(np.float32),
             raw_maps=raw.astype(np.float32),
@@ -177,11 +209,11 @@ class GradCAM:
             method=self.method,
         )
 
-    def _normalise(self, raw: np.ndarray) -> np.ndarray:
+    def _normalise(self, raw: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
         """Eager ReLU/upsample/scale, for maps computed outside the compiled call."""
         from src.visualization.cam_methods import normalise
 
-        return np.asarray(normalise(raw.astype(np.float32), self.input_size))
+        return np.asarray(normalise(raw.astype(np.float32), tuple(size)))
 
     def _score_cam(
         self, batch: np.ndarray, activations: np.ndarray, targets: np.ndarray
@@ -190,7 +222,7 @@ class GradCAM:
         import tensorflow as tf
 
         channels = activations.shape[-1]
-        upsampled = tf.image.resize(activations, self.input_size, method="bilinear").numpy()
+        upsampled = tf.image.resize(activations, batch.shape[1:3], method="bilinear").numpy()
         low = upsampled.min(axis=(1, 2), keepdims=True)
         high = upsampled.max(axis=(1, 2), keepdims=True)
         # Each channel, scaled to [0, 1], becomes a soft mask over the input.
@@ -367,10 +399,15 @@ def _check_class_names(class_names: Any, num_classes: int) -> list[str] | None:
         return None
     names = [str(name) for name in class_names]
     if len(names) != num_classes:
-        raise UnknownClassError(
-            f"got {len(names)} class names for a model with {num_classes} outputs; pass the "
-            "names from data/label_mapping.json"
+        # The guide's snippet passes placeholder names; a wrong name would be worse than none,
+        # so classes are reported by index and the user is told how to get names.
+        logger.warning(
+            "got %d class names for a model with %d outputs; reporting class indices instead "
+            "(pass LabelMap.load('data/label_mapping.json').class_names)",
+            len(names),
+            num_classes,
         )
+        return None
     return names
 
 

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from src.errors import LayerNotFoundError
+from src.errors import LayerNotFoundError, ModelLoadError
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,9 @@ class ScoreSource:
 
     kind: str
     layer: Any
+    # Layers from the top-level one down to ``layer`` when it sits inside nested models;
+    # empty when ``layer`` is a top-level layer.
+    chain: tuple[Any, ...] = ()
 
 
 def _output_shape(layer: Any) -> tuple[int | None, ...] | None:
@@ -95,6 +98,25 @@ def list_conv_layers(model: Any) -> list[str]:
     return [info.path for info in describe_layers(model)]
 
 
+def check_built(model: Any) -> None:
+    """Raise a clear error for a model whose layers have no symbolic outputs yet.
+
+    Raises:
+        ModelLoadError: for an unbuilt Sequential model (no input shape, never called).
+    """
+    import keras
+
+    if isinstance(model, keras.Sequential) and getattr(model, "_functional", None) is None:
+        raise ModelLoadError(
+            f"Sequential model {model.name!r} has never been built, so its layers have no "
+            "outputs; start it with keras.Input((H, W, C)) or call model.build((None, H, W, C))"
+        )
+    if not getattr(model, "built", True):
+        raise ModelLoadError(
+            f"model {model.name!r} has never been built; call it once on a batch or build it"
+        )
+
+
 def resolve_target_layer(model: Any, layer_name: str | None) -> tuple[str, list[Any]]:
     """Pick the target layer by name or path, else the last layer with spatial output > 1x1.
 
@@ -102,8 +124,11 @@ def resolve_target_layer(model: Any, layer_name: str | None) -> tuple[str, list[
         (path, chain) as in ``iter_layer_paths``.
 
     Raises:
-        LayerNotFoundError: listing the candidate layers.
+        ModelLoadError: the model has never been built.
+        LayerNotFoundError: listing the candidate layers (also for a layer without a spatial
+            output, such as the logits).
     """
+    check_built(model)
     candidates = describe_layers(model)
     if not candidates:
         raise LayerNotFoundError(
@@ -115,39 +140,61 @@ def resolve_target_layer(model: Any, layer_name: str | None) -> tuple[str, list[
         chosen = candidates[-1].path
         logger.info("Grad-CAM target layer: %s (last layer with spatial output)", chosen)
         return chosen, paths[chosen]
-    if layer_name in paths:
-        return layer_name, paths[layer_name]
-    matches = [path for path in paths if path.rsplit("/", 1)[-1] == layer_name]
-    if len(matches) == 1:
-        return matches[0], paths[matches[0]]
     names = ", ".join(info.path for info in candidates)
-    problem = "is ambiguous" if matches else "is not in the model"
-    raise LayerNotFoundError(f"layer {layer_name!r} {problem}; candidate layers: {names}")
+    matches = [layer_name] if layer_name in paths else []
+    matches = matches or [path for path in paths if path.rsplit("/", 1)[-1] == layer_name]
+    if len(matches) != 1:
+        problem = "is ambiguous" if matches else "is not in the model"
+        raise LayerNotFoundError(f"layer {layer_name!r} {problem}; candidate layers: {names}")
+    if matches[0] not in {info.path for info in candidates}:
+        shape = _output_shape(paths[matches[0]][-1])
+        raise LayerNotFoundError(
+            f"layer {layer_name!r} has output shape {shape}, not a spatial (N, H, W, C) map "
+            f"larger than 1x1; candidate layers: {names}"
+        )
+    return matches[0], paths[matches[0]]
 
 
 def resolve_score_source(model: Any) -> ScoreSource:
     """Find the logits: a layer named "logits", the input of a final softmax Activation,
-    or the pre-activation of a final Dense layer with a softmax/sigmoid activation."""
+    or the pre-activation of a final Dense layer with a softmax/sigmoid activation.
+
+    When the model ends in a nested model (a CNN wrapped in another model), the search
+    continues inside it, and the returned ``chain`` leads from the outer model to the layer.
+    """
     import keras
 
     names = {layer.name: layer for layer in model.layers}
     if "logits" in names:
         return ScoreSource("output", names["logits"])
-    last = model.layers[-1]
+    last = _output_layer(model)
     activation = getattr(getattr(last, "activation", None), "__name__", "")
-    if isinstance(last, keras.layers.Activation) and activation in SQUASHING_ACTIVATIONS:
-        inbound = _single_inbound_layer(model, last)
-        if inbound is not None:
-            return ScoreSource("output", inbound)
-    if isinstance(last, keras.layers.Softmax):
+    if isinstance(last, keras.Model):
+        inner = resolve_score_source(last)
+        if inner.kind != "model_output":
+            return ScoreSource(inner.kind, inner.layer, (last, *(inner.chain or (inner.layer,))))
+    if (
+        isinstance(last, keras.layers.Activation) and activation in SQUASHING_ACTIVATIONS
+    ) or isinstance(last, keras.layers.Softmax):
         inbound = _single_inbound_layer(model, last)
         if inbound is not None:
             return ScoreSource("output", inbound)
     if isinstance(last, keras.layers.Dense) and activation in SQUASHING_ACTIVATIONS:
         logger.info("no logits layer: recomputing logits from %s's kernel and bias", last.name)
         return ScoreSource("dense_input", last)
-    logger.info("no logits layer and no final softmax: using the model output as class score")
+    logger.warning(
+        "no logits layer and no final softmax in %s: using the model output as class score",
+        model.name,
+    )
     return ScoreSource("model_output", last)
+
+
+def _output_layer(model: Any) -> Any:
+    """The layer that produces the model's (first) output."""
+    try:
+        return model.outputs[0]._keras_history.operation
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return model.layers[-1]
 
 
 def _single_inbound_layer(model: Any, layer: Any) -> Any | None:

@@ -31,6 +31,20 @@ def build_parser() -> argparse.ArgumentParser:
         dest="label_mapping",
         help=f"label mapping JSON (default: {DEFAULT_LABELS_PATH})",
     )
+    parser.add_argument(
+        "--monitor_threshold",
+        "--monitor-threshold",
+        dest="monitor_threshold",
+        type=float,
+        help="log the attention of /predict and /predict_with_gradcam answers below this "
+        "confidence (default 0: off)",
+    )
+    parser.add_argument(
+        "--monitor_log",
+        "--monitor-log",
+        dest="monitor_log",
+        help="attention log, JSON Lines (default: logs/attention.jsonl)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     parser.add_argument("--port", type=int, default=8000, help="TCP port")
     parser.add_argument(
@@ -57,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
     overrides = {
         key: value
-        for key in ("model_path", "label_mapping")
+        for key in ("model_path", "label_mapping", "monitor_threshold", "monitor_log")
         if (value := getattr(args, key)) is not None
     }
     try:

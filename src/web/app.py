@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from src.errors import InvalidImageError, LayerNotFoundError, SketchError, UnknownClassError
 from src.web.batcher import BatcherClosedError
 from src.web.deps import Engine, ImageTooLargeError, ServiceUnavailableError
+from src.web.explain_routes import router as explain_router
 from src.web.routes import STATIC_DIR, router
 from src.web.settings import WebSettings
 
@@ -65,6 +66,7 @@ def create_app(settings: WebSettings | None = None, engine: Engine | None = None
     app.add_exception_handler(BatcherClosedError, _unavailable)
     app.add_exception_handler(Exception, _internal_error)
     app.include_router(router)
+    app.include_router(explain_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
 

@@ -12,6 +12,7 @@ from src.inference.predictor import rank_classes
 from src.visualization.cam_methods import METHODS
 from src.visualization.target_layers import list_conv_layers
 from src.web.deps import EngineDep, SketchResult
+from src.web.monitoring import monitor_request
 from src.web.schemas import (
     AnalyzeRequest,
     AnalyzeResponse,
@@ -76,6 +77,7 @@ def predict_with_gradcam(body: GradcamRequest, engine: EngineDep) -> GradcamResp
     """Classify a sketch and explain the predicted class with a Grad-CAM heatmap and overlay."""
     sketch = engine.model_input(body.image, body.strokes)
     result = engine.explain(sketch, body.method, body.layer, class_index=None)
+    monitor_request(engine, sketch, result, body.method, body.layer)
     return GradcamResponse(
         **_ranking(engine, result, body.top_k),  # type: ignore[arg-type]
         **_cam_images(engine, sketch, result, body),  # type: ignore[arg-type]
@@ -104,7 +106,9 @@ def analyze_class(body: AnalyzeRequest, engine: EngineDep) -> AnalyzeResponse:
 @router.post("/predict", response_model=PredictResponse)
 def predict(body: PredictRequest, engine: EngineDep) -> PredictResponse:
     """Classify a sketch: the top class and the top-k ranking, no map."""
-    result = engine.predict(engine.model_input(body.image, body.strokes))
+    sketch = engine.model_input(body.image, body.strokes)
+    result = engine.predict(sketch)
+    monitor_request(engine, sketch, result)
     return PredictResponse(**_ranking(engine, result, body.top_k))  # type: ignore[arg-type]
 
 

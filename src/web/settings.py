@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from src.config import DEFAULT_LABELS_PATH, DEFAULT_MODEL_PATH
+from src.config import DEFAULT_LABELS_PATH, DEFAULT_MODEL_PATH, PROJECT_ROOT
 
 
 class WebSettings(BaseSettings):
@@ -34,8 +34,9 @@ class WebSettings(BaseSettings):
     # Returned PNGs are enlarged by this nearest-neighbour factor; 1 keeps the 64x64 model size
     # (the page scales it smoothly, and each doubling costs about 1 ms of PNG encoding).
     image_scale: int = Field(default=1, ge=1, le=8)
-    # Used by monitoring: predictions below this confidence get their attention logged.
-    low_confidence_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
-    attention_log_path: Path | None = None
+    # Monitoring: /predict and /predict_with_gradcam answers whose top confidence is below this
+    # get their attention appended to ``monitor_log`` (0 turns it off; above 1 logs every request).
+    monitor_threshold: float = Field(default=0.0, ge=0.0)
+    monitor_log: Path = PROJECT_ROOT / "logs" / "attention.jsonl"
     # Build and run the default Grad-CAM once at start-up, so the first request is not slow.
     warm_up: bool = True

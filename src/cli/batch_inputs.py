@@ -1,0 +1,180 @@
+"""Find the sketches under a folder for ``batch``: image files, ``.ndjson`` drawings, ``.npy`` bitmaps.
+
+A file that cannot be listed or parsed becomes a ``Failure`` with its reason; the batch goes on.
+The true class of an input is its sub-folder's name (or a drawing's ``word``, or a ``.npy``
+file's stem) when that is a class of the label mapping, else unknown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from src.data.labels import LabelMap
+from src.data.preprocess import IMAGE_SUFFIXES
+from src.errors import InvalidImageError, SketchError
+
+DRAWING_SUFFIXES = (".ndjson",)
+BITMAP_SUFFIXES = (".npy",)
+# Quick, Draw! files hold 100,000+ drawings; an analysis report needs a sample, not all of them.
+DEFAULT_MAX_PER_FILE = 100
+
+
+@dataclass(frozen=True)
+class BatchInput:
+    """One sketch to explain: where it came from, its true class if known, how to decode it."""
+
+    source: str  # path relative to the batch folder, plus "#n" for the n-th record of a file
+    true_class: str | None
+    load: Callable[[], np.ndarray]  # returns the model input (64, 64, 1)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An input that could not be read, and why."""
+
+    source: str
+    reason: str
+
+
+@dataclass
+class Discovery:
+    """What a folder holds: inputs to explain, files that failed, files of other types."""
+
+    inputs: list[BatchInput] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    truncated: list[str] = field(default_factory=list)
+
+
+def discover_inputs(
+    root: Path,
+    labels: LabelMap,
+    max_per_file: int = DEFAULT_MAX_PER_FILE,
+    exclude: Path | None = None,
+) -> Discovery:
+    """List every supported input under ``root`` (recursively, hidden files skipped, sorted).
+
+    Args:
+        root: the folder given to ``batch --images_dir``.
+        labels: the label mapping, to recognise class-named sub-folders.
+        max_per_file: drawings taken from each ``.ndjson``/``.npy`` file (0 = all).
+        exclude: a folder to skip, the output folder when it lies inside ``root`` (a rerun must
+            not explain its own overlays).
+
+    Raises:
+        InvalidImageError: if ``root`` is not a folder.
+    """
+    if not root.is_dir():
+        raise InvalidImageError(
+            f"images folder not found: {root} (pass --images_dir with a folder)"
+        )
+    discovery = Discovery()
+    skipped = _parts_inside(root, exclude)
+    for path in _walk(root):
+        if skipped and path.relative_to(root).parts[: len(skipped)] == skipped:
+            continue
+        source = path.relative_to(root).as_posix()
+        folder_class = _class_or_none(labels, path.parent.name) if path.parent != root else None
+        suffix = path.suffix.lower()
+        try:
+            if suffix in IMAGE_SUFFIXES:
+                discovery.inputs.append(BatchInput(source, folder_class, _image_loader(path)))
+            elif suffix in DRAWING_SUFFIXES:
+                _add_drawings(discovery, path, source, labels, max_per_file)
+            elif suffix in BITMAP_SUFFIXES:
+                _add_bitmaps(discovery, path, source, labels, folder_class, max_per_file)
+            else:
+                discovery.ignored.append(source)
+        except (SketchError, OSError, UnicodeDecodeError) as error:
+            discovery.failures.append(Failure(source, _reason(error)))
+    return discovery
+
+
+def _parts_inside(root: Path, folder: Path | None) -> tuple[str, ...]:
+    """``folder``'s path parts relative to ``root``, or () when it is not inside ``root``."""
+    if folder is None:
+        return ()
+    try:
+        return folder.resolve().relative_to(root.resolve()).parts
+    except ValueError:
+        return ()
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    """Files under ``root`` in sorted order, skipping hidden files and folders."""
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if path.is_file() and not any(part.startswith(".") for part in relative.parts):
+            yield path
+
+
+def _class_or_none(labels: LabelMap, name: str) -> str | None:
+    """The label map's spelling of ``name`` if it is a class, else None."""
+    try:
+        return labels.name_of(labels.index_of(name))
+    except SketchError:
+        return None
+
+
+def _image_loader(path: Path) -> Callable[[], np.ndarray]:
+    """Decode lazily, in a worker thread, when the input's batch comes up."""
+    from src.data.preprocess import image_file_to_model_input
+
+    return lambda: image_file_to_model_input(path)
+
+
+def _add_drawings(
+    discovery: Discovery, path: Path, source: str, labels: LabelMap, limit: int
+) -> None:
+    """Queue the first ``limit`` drawings of an ndjson file; malformed lines become failures."""
+    from src.data.preprocess import strokes_to_model_input
+    from src.data.quickdraw import ReadReport, read_ndjson
+
+    report = ReadReport()
+    for number, drawing in enumerate(read_ndjson(path, report), start=1):
+        if limit and number > limit:
+            discovery.truncated.append(source)
+            break
+        strokes = drawing.strokes
+        discovery.inputs.append(
+            BatchInput(
+                f"{source}#{number}",
+                _class_or_none(labels, drawing.word),
+                lambda strokes=strokes: strokes_to_model_input(strokes),
+            )
+        )
+    discovery.failures.extend(Failure(source, problem) for problem in report.problems)
+
+
+def _add_bitmaps(
+    discovery: Discovery,
+    path: Path,
+    source: str,
+    labels: LabelMap,
+    folder_class: str | None,
+    limit: int,
+) -> None:
+    """Queue the first ``limit`` 28x28 bitmaps of a numpy_bitmap ``.npy`` file."""
+    from src.data.preprocess import to_model_input
+    from src.data.quickdraw import load_bitmaps
+
+    bitmaps = load_bitmaps(path)
+    if limit and len(bitmaps) > limit:
+        discovery.truncated.append(source)
+        bitmaps = bitmaps[:limit]
+    true_class = _class_or_none(labels, path.stem) or folder_class
+    for number, bitmap in enumerate(bitmaps, start=1):
+        discovery.inputs.append(
+            BatchInput(
+                f"{source}#{number}", true_class, lambda bitmap=bitmap: to_model_input(bitmap)
+            )
+        )
+
+
+def _reason(error: BaseException) -> str:
+    """An error as one line for the failure list."""
+    return " ".join(str(error).split()) or type(error).__name__

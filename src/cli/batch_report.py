@@ -1,0 +1,213 @@
+"""Aggregate a batch's results and write batch_summary.json/.csv, mean maps and report.html.
+
+Means are kept as running sums, so a batch of any size needs memory for one map per class and
+per confused pair, not per image.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from src.cli.batch_inputs import Failure
+from src.cli.common import write_bytes_atomic, write_json_atomic, write_text_atomic
+from src.utils.filenames import safe_filename
+
+MEAN_MAPS_DIR = "mean_maps"
+CSV_COLUMNS = (
+    "source",
+    "status",
+    "true_class",
+    "predicted_class",
+    "predicted_class_index",
+    "confidence",
+    "correct",
+    "overlay",
+    "reason",
+)
+# Confused pairs shown in the report, most frequent first.
+MOST_CONFUSED_COUNT = 10
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One explained input, as written to batch_summary.json."""
+
+    source: str
+    overlay: str  # path of the overlay PNG relative to the output folder
+    true_class: str | None
+    predicted_class: str
+    predicted_class_index: int
+    confidence: float
+    top_predictions: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (a plain dict: dataclasses.asdict deep-copies, slowly, per image)."""
+        return {
+            "source": self.source,
+            "overlay": self.overlay,
+            "true_class": self.true_class,
+            "predicted_class": self.predicted_class,
+            "predicted_class_index": self.predicted_class_index,
+            "confidence": self.confidence,
+            "correct": self.correct,
+            "top_predictions": self.top_predictions,
+        }
+
+    @property
+    def correct(self) -> bool | None:
+        """Whether the prediction matches a known true class (None when unknown)."""
+        return None if self.true_class is None else self.true_class == self.predicted_class
+
+
+class _MeanMap:
+    """Running sums of heatmaps and inputs for one group of images."""
+
+    def __init__(self, shape: tuple[int, int]) -> None:
+        self.heatmap_sum = np.zeros(shape, np.float64)
+        self.image_sum = np.zeros(shape, np.float64)
+        self.count = 0
+
+    def add(self, image: np.ndarray, heatmap: np.ndarray) -> None:
+        """Add one image and its map."""
+        self.heatmap_sum += heatmap
+        self.image_sum += image.reshape(heatmap.shape)
+        self.count += 1
+
+    def overlay_png(self, alpha: float, colormap: str) -> bytes:
+        """The mean map over the mean sketch, enlarged for the report."""
+        from src.visualization.overlay import overlay_heatmap, to_png_bytes
+
+        mean_image = self.image_sum / max(self.count, 1)
+        mean_map = self.heatmap_sum / max(self.count, 1)
+        return to_png_bytes(overlay_heatmap(mean_image, mean_map, alpha, colormap), scale=2)
+
+
+class BatchAccumulator:
+    """Collects records, failures and running mean maps while a batch runs."""
+
+    def __init__(self, class_names: tuple[str, ...], image_shape: tuple[int, int]) -> None:
+        self.class_names = class_names
+        self.image_shape = image_shape
+        self.records: list[ImageRecord] = []
+        self.failures: list[Failure] = []
+        self.by_predicted: dict[int, _MeanMap] = {}
+        self.by_pair: dict[tuple[str, str], _MeanMap] = {}
+
+    def add(self, record: ImageRecord, image: np.ndarray, heatmap: np.ndarray) -> None:
+        """Add one explained input and fold its map into the means."""
+        self.records.append(record)
+        index = record.predicted_class_index
+        # Not setdefault: that would allocate two maps per image only to throw them away.
+        if index not in self.by_predicted:
+            self.by_predicted[index] = _MeanMap(self.image_shape)
+        self.by_predicted[index].add(image, heatmap)
+        if record.correct is False and record.true_class is not None:
+            pair = (record.true_class, record.predicted_class)
+            if pair not in self.by_pair:
+                self.by_pair[pair] = _MeanMap(self.image_shape)
+            self.by_pair[pair].add(image, heatmap)
+
+    def labelled(self) -> list[ImageRecord]:
+        """Records whose true class is known."""
+        return [record for record in self.records if record.true_class is not None]
+
+    def class_metrics(self) -> dict[str, Any] | None:
+        """Accuracy, confusion matrix and most confused pairs, or None without true classes."""
+        from src.evaluation.metrics import confusion_matrix, most_confused_pairs, per_class_accuracy
+
+        labelled = self.labelled()
+        if not labelled:
+            return None
+        index = {name: position for position, name in enumerate(self.class_names)}
+        truth = np.array([index[record.true_class] for record in labelled])  # type: ignore[index]
+        predicted = np.array([record.predicted_class_index for record in labelled])
+        matrix = confusion_matrix(truth, predicted, len(self.class_names))
+        return {
+            "labelled": len(labelled),
+            "accuracy": float(np.mean(truth == predicted)),
+            "per_class_accuracy": per_class_accuracy(matrix, self.class_names),
+            "confusion_matrix": {"classes": list(self.class_names), "matrix": matrix.tolist()},
+            "most_confused": most_confused_pairs(matrix, self.class_names, MOST_CONFUSED_COUNT),
+        }
+
+    def write_mean_maps(self, output_dir: Path, alpha: float, colormap: str) -> dict[str, Any]:
+        """Write one PNG per predicted class and per confused pair; return their relative paths."""
+        per_class = {}
+        for index, mean in sorted(self.by_predicted.items()):
+            name = self.class_names[index]
+            file = f"{MEAN_MAPS_DIR}/predicted_{safe_filename(name)}.png"
+            write_bytes_atomic(output_dir / file, mean.overlay_png(alpha, colormap))
+            per_class[name] = {"file": file, "count": mean.count}
+        per_pair = {}
+        for (true_class, predicted_class), mean in sorted(self.by_pair.items()):
+            stem = safe_filename(f"{true_class}__as__{predicted_class}")
+            file = f"{MEAN_MAPS_DIR}/confused_{stem}.png"
+            write_bytes_atomic(output_dir / file, mean.overlay_png(alpha, colormap))
+            per_pair[(true_class, predicted_class)] = file
+        return {"per_class": per_class, "per_pair": per_pair}
+
+
+def build_summary(
+    accumulator: BatchAccumulator, mean_maps: dict[str, Any], header: dict[str, Any]
+) -> dict[str, Any]:
+    """Everything batch_summary.json holds, in one JSON-ready dict."""
+    metrics = accumulator.class_metrics()
+    if metrics is not None:
+        for pair in metrics["most_confused"]:
+            pair["mean_map"] = mean_maps["per_pair"].get((pair["true"], pair["predicted"]))
+    records = accumulator.records
+    return {
+        **header,
+        "total": len(records) + len(accumulator.failures),
+        "succeeded": len(records),
+        "failed": len(accumulator.failures),
+        "accuracy": metrics["accuracy"] if metrics else None,
+        "class_metrics": metrics,
+        "mean_maps": mean_maps["per_class"],
+        "images": [record.to_dict() for record in records],
+        "failures": [asdict(failure) for failure in accumulator.failures],
+    }
+
+
+def write_summary_files(summary: dict[str, Any], output_dir: Path) -> None:
+    """batch_summary.json and batch_summary.csv (one row per input, failures included)."""
+    write_json_atomic(output_dir / "batch_summary.json", summary)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for image in summary["images"]:
+        row = {column: image.get(column) for column in CSV_COLUMNS}
+        writer.writerow({**row, "status": "ok", "confidence": f"{image['confidence']:.6f}"})
+    for failure in summary["failures"]:
+        writer.writerow(
+            {"source": failure["source"], "status": "failed", "reason": failure["reason"]}
+        )
+    write_text_atomic(output_dir / "batch_summary.csv", buffer.getvalue())
+
+
+class OverlayNamer:
+    """Unique, safe overlay file names inside one folder ("cats/a b.png" -> "cats__a_b.png")."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory.resolve()
+        self.used: set[str] = set()
+
+    def path_for(self, source: str) -> Path:
+        """A new file name for ``source``; a clash (after making names safe) gets a counter."""
+        stem = source.rsplit(".", 1)[0] if "#" not in source else source
+        base = safe_filename(stem.replace("/", "__"))
+        name, counter = f"{base}.png", 1
+        while name.lower() in self.used:
+            counter += 1
+            name = f"{base}_{counter}.png"
+        self.used.add(name.lower())
+        # safe_filename leaves no "/" and no leading "." in the name, so directory / name stays
+        # inside; path_inside's resolve() per file would cost as much as a PNG encode.
+        return self.directory / name

@@ -1,0 +1,307 @@
+"""``batch --images_dir D``: explain every sketch under D and write a browsable report.
+
+Inputs: PNG, JPEG, BMP, GIF (first frame), WebP and TIFF images, Quick, Draw! ``.ndjson``
+drawings and ``.npy`` bitmaps, in any sub-folder. Outputs in the output folder:
+    overlays/<input>.png     the Grad-CAM overlay of each input (safe file names)
+    batch_summary.json/.csv  one entry per input, failures with their reasons
+    mean_maps/*.png          the mean map per predicted class and per confused pair
+    report.html              gallery, low-confidence cases, mean maps, and where sub-folders are
+                             class names: accuracy, confusion matrix, most confused pairs
+An unreadable file is listed with its reason and the batch goes on; the exit code is then
+PARTIAL_FAILURE (9) instead of SUCCESS (0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from src.cli.batch_inputs import (
+    DEFAULT_MAX_PER_FILE,
+    BatchInput,
+    Discovery,
+    Failure,
+    discover_inputs,
+)
+from src.cli.batch_report import (
+    BatchAccumulator,
+    ImageRecord,
+    OverlayNamer,
+    build_summary,
+    write_summary_files,
+)
+from src.cli.common import (
+    Engine,
+    emit,
+    load_engine,
+    load_labels,
+    positive_int,
+    prepare_output_dir,
+    unit_float,
+    write_bytes_atomic,
+    write_text_atomic,
+)
+from src.cli.exit_status import ExitStatus
+from src.errors import InvalidImageError, SketchError
+
+OVERLAYS_DIR = "overlays"
+CONFUSION_FIGURE = "confusion_matrix.png"
+DEFAULT_BATCH_SIZE = 64
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How a batch runs and renders (argparse fills it from the command line)."""
+
+    top_k: int = 3
+    alpha: float = 0.4
+    colormap: str = "jet"
+    batch_size: int = DEFAULT_BATCH_SIZE  # images per compiled Grad-CAM call
+    workers: int = 4  # threads decoding inputs and encoding PNGs while the engine runs
+    low_confidence: float = 0.5  # below this, a case is listed as low-confidence
+    progress: bool | None = None  # None: a progress bar only on a terminal
+    # Overlays are saved at the model's resolution; the report enlarges them with CSS, and
+    # encoding 4x the pixels would cost more than the Grad-CAM itself.
+    overlay_scale: int = 1
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``batch`` subcommand."""
+    parser = subparsers.add_parser(
+        "batch",
+        help="explain every sketch in a folder; summary JSON/CSV and report.html",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--images_dir",
+        "--images-dir",
+        dest="images_dir",
+        required=True,
+        type=Path,
+        help="folder of sketches (sub-folders named by class: accuracy)",
+    )
+    parser.add_argument(
+        "--batch_size",
+        "--batch-size",
+        dest="batch_size",
+        type=positive_int,
+        default=DEFAULT_BATCH_SIZE,
+        help="images per Grad-CAM call (default 64)",
+    )
+    parser.add_argument(
+        "--max_per_file",
+        "--max-per-file",
+        dest="max_per_file",
+        type=int,
+        default=DEFAULT_MAX_PER_FILE,
+        help="drawings taken from each .ndjson/.npy file (default 100, 0 = all)",
+    )
+    parser.add_argument(
+        "--low_confidence",
+        "--low-confidence",
+        dest="low_confidence",
+        type=unit_float,
+        default=0.5,
+        help="low-confidence threshold (default 0.5)",
+    )
+    parser.add_argument(
+        "--overlay_scale",
+        "--overlay-scale",
+        dest="overlay_scale",
+        type=positive_int,
+        default=1,
+        help="enlarge each overlay PNG by this factor (default 1: the model's 64x64)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=min(4, os.cpu_count() or 1),
+        help="threads for decoding and writing files",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler: find the inputs (cheap checks first), load the engine, run, report."""
+    labels = load_labels(args)
+    discovery = discover_inputs(args.images_dir, labels, args.max_per_file, args.output)
+    if not discovery.inputs and not discovery.failures:
+        raise InvalidImageError(
+            f"no sketches found under {args.images_dir}; supported: images (.png, .jpg, .bmp, "
+            ".gif, .webp), .ndjson drawings and .npy bitmaps"
+        )
+    engine = load_engine(args, labels)
+    output_dir = prepare_output_dir(args.output)
+    options = BatchOptions(
+        top_k=args.top_k,
+        alpha=args.alpha,
+        colormap=args.colormap,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        low_confidence=args.low_confidence,
+        overlay_scale=args.overlay_scale,
+    )
+    summary = run_batch(engine, discovery, args.images_dir, output_dir, options)
+    emit(
+        f"Explained {summary['succeeded']} of {summary['total']} inputs; "
+        f"{summary['failed']} could not be read"
+    )
+    if summary["accuracy"] is not None:
+        emit(
+            f"Accuracy: {summary['accuracy']:.1%} of {summary['class_metrics']['labelled']} labelled"
+        )
+    for failure in summary["failures"][:10]:
+        emit(f"  failed: {failure['source']}: {failure['reason']}")
+    emit(f"Report: {output_dir / 'report.html'}")
+    return ExitStatus.PARTIAL_FAILURE if summary["failed"] else ExitStatus.SUCCESS
+
+
+def run_batch(
+    engine: Engine,
+    discovery: Discovery,
+    images_dir: Path,
+    output_dir: Path,
+    options: BatchOptions = BatchOptions(),
+) -> dict[str, Any]:
+    """Explain every discovered input in batches and write every output file atomically.
+
+    Decoding of the next batch and PNG encoding of the last one run in worker threads while
+    the engine computes, so the engine is rarely idle.
+
+    Returns:
+        The summary written to batch_summary.json.
+    """
+    from tqdm import tqdm
+
+    from src.cli.batch_html import render_report
+
+    accumulator = BatchAccumulator(engine.class_names, engine.gradcam.input_size)
+    accumulator.failures.extend(discovery.failures)
+    namer = OverlayNamer(output_dir / OVERLAYS_DIR)
+    chunks = [
+        discovery.inputs[start : start + options.batch_size]
+        for start in range(0, len(discovery.inputs), options.batch_size)
+    ]
+    # tqdm's disable=None shows the bar only on a terminal, keeping logs and pipes clean.
+    hide_bar = None if options.progress is None else not options.progress
+    with (
+        ThreadPoolExecutor(options.workers) as pool,
+        tqdm(total=len(discovery.inputs), unit="sketch", disable=hide_bar) as bar,
+    ):
+        writes: list[Future[Any]] = []
+        for chunk, decoded in _decoded_chunks(pool, chunks):
+            _explain_chunk(engine, chunk, decoded, accumulator, namer, pool, writes, options)
+            bar.update(len(chunk))
+        for write in writes:
+            write.result()
+    mean_maps = accumulator.write_mean_maps(output_dir, options.alpha, options.colormap)
+    header = {
+        "images_dir": str(images_dir),
+        "model_path": str(engine.model_path),
+        "layer": engine.gradcam.layer_name,
+        "method": engine.gradcam.method,
+        "ignored": discovery.ignored,
+        "truncated_files": discovery.truncated,
+    }
+    summary = build_summary(accumulator, mean_maps, header)
+    if summary["class_metrics"] is not None:
+        _write_confusion_figure(summary["class_metrics"]["confusion_matrix"], output_dir)
+    write_summary_files(summary, output_dir)
+    write_text_atomic(output_dir / "report.html", render_report(summary, options.low_confidence))
+    return summary
+
+
+def _write_confusion_figure(confusion: dict[str, Any], output_dir: Path) -> None:
+    """confusion_matrix.png beside the report; its name is added to the summary's entry."""
+    from src.visualization.figures import save_confusion_matrix
+
+    save_confusion_matrix(confusion["matrix"], confusion["classes"], output_dir / CONFUSION_FIGURE)
+    confusion["figure"] = CONFUSION_FIGURE
+
+
+def _decode(item: BatchInput) -> np.ndarray | Failure:
+    """Decode one input in a worker thread; an unreadable one becomes a Failure."""
+    try:
+        return item.load()
+    except (SketchError, OSError, ValueError) as error:
+        return Failure(item.source, " ".join(str(error).split()) or type(error).__name__)
+
+
+def _decoded_chunks(
+    pool: ThreadPoolExecutor, chunks: list[list[BatchInput]]
+) -> Iterator[tuple[list[BatchInput], list[np.ndarray | Failure]]]:
+    """Yield each chunk with its decoded inputs, decoding the next chunk in the background."""
+    pending = [pool.submit(_decode, item) for item in chunks[0]] if chunks else []
+    for position, chunk in enumerate(chunks):
+        decoded = [future.result() for future in pending]
+        if position + 1 < len(chunks):
+            pending = [pool.submit(_decode, item) for item in chunks[position + 1]]
+        yield chunk, decoded
+
+
+def _explain_chunk(
+    engine: Engine,
+    chunk: list[BatchInput],
+    decoded: list[np.ndarray | Failure],
+    accumulator: BatchAccumulator,
+    namer: OverlayNamer,
+    pool: ThreadPoolExecutor,
+    writes: list[Future[Any]],
+    options: BatchOptions,
+) -> None:
+    """One compiled Grad-CAM call for the chunk's readable inputs; queue their overlay PNGs."""
+    from src.inference.predictor import rank_classes
+
+    readable = [
+        (item, array) for item, array in zip(chunk, decoded) if not isinstance(array, Failure)
+    ]
+    accumulator.failures.extend(array for array in decoded if isinstance(array, Failure))
+    if not readable:
+        return
+    images = np.stack([array for _, array in readable])
+    result = engine.gradcam.explain(images)
+    for (item, image), heatmap, probabilities in zip(
+        readable, result.heatmaps, result.probabilities
+    ):
+        ranked = rank_classes(probabilities, engine.labels, options.top_k)
+        overlay_path = namer.path_for(item.source)
+        accumulator.add(
+            ImageRecord(
+                source=item.source,
+                overlay=f"{OVERLAYS_DIR}/{overlay_path.name}",
+                true_class=item.true_class,
+                predicted_class=ranked[0].class_name,
+                predicted_class_index=ranked[0].class_index,
+                confidence=ranked[0].confidence,
+                top_predictions=[
+                    {
+                        "rank": entry.rank,
+                        "class_name": entry.class_name,
+                        "class_index": entry.class_index,
+                        "confidence": entry.confidence,
+                    }
+                    for entry in ranked
+                ],
+            ),
+            image,
+            heatmap,
+        )
+        writes.append(pool.submit(_write_overlay, overlay_path, image, heatmap, options))
+
+
+def _write_overlay(
+    path: Path, image: np.ndarray, heatmap: np.ndarray, options: BatchOptions
+) -> None:
+    """Render one overlay with PIL (no matplotlib figure per image) and write it atomically."""
+    from src.visualization.overlay import overlay_heatmap, to_png_bytes
+
+    overlay = overlay_heatmap(image, heatmap, options.alpha, options.colormap)
+    write_bytes_atomic(path, to_png_bytes(overlay, scale=options.overlay_scale))

@@ -1,0 +1,79 @@
+"""``monitor --log PATH``: summarise an attention log written by the server or the Python API.
+
+Counts per time bucket, the most frequent low-confidence classes with their mean confidence and
+mean 8x8 map. Writes ``monitor_summary.json`` and ``monitor_summary.html`` (self-contained).
+No model is loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from src.cli.common import (
+    emit,
+    positive_int,
+    prepare_output_dir,
+    unit_float,
+    write_json_atomic,
+    write_text_atomic,
+)
+from src.cli.exit_status import ExitStatus
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``monitor`` subcommand."""
+    parser = subparsers.add_parser(
+        "monitor",
+        help="summarise an attention log (JSON and HTML)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--log",
+        type=Path,
+        default=None,
+        help="attention log (default: logs/attention.jsonl); rotated files are read",
+    )
+    parser.add_argument(
+        "--bucket",
+        choices=("minute", "hour", "day"),
+        default="hour",
+        help="time bucket for the counts (default hour)",
+    )
+    parser.add_argument(
+        "--top_classes",
+        "--top-classes",
+        dest="top_classes",
+        type=positive_int,
+        default=10,
+        help="classes to list (default 10)",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=unit_float,
+        default=1.0,
+        help="count only records whose top confidence is below this",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler: read, summarise, write JSON and HTML."""
+    from src.monitoring.attention_log import DEFAULT_LOG_PATH
+    from src.monitoring.summary import read_records, summarise_log, summary_to_html
+
+    log_path = args.log if args.log is not None else DEFAULT_LOG_PATH
+    summary = summarise_log(read_records(log_path), args.bucket, args.top_classes, args.threshold)
+    output_dir = prepare_output_dir(args.output)
+    write_json_atomic(output_dir / "monitor_summary.json", summary)
+    write_text_atomic(output_dir / "monitor_summary.html", summary_to_html(summary))
+    emit(f"{summary['records']} low-confidence records in {log_path}")
+    for entry in summary["low_confidence_classes"][:3]:
+        emit(
+            f"  {entry['class_name']}: {entry['count']} (mean confidence "
+            f"{entry['mean_confidence']:.1%})"
+        )
+    emit(f"Results written to {output_dir}")
+    return ExitStatus.SUCCESS

@@ -1,0 +1,123 @@
+"""``single --image P``: explain one sketch's prediction and its top-k classes.
+
+Writes into the output folder:
+    gradcam_prediction.png                      three panels: sketch, heatmap, overlay
+    analysis_summary.json                       prediction, top-k ranking, layer and method
+    top_predictions/gradcam_top{k}_{class}.png  one figure per ranked class (safe file names)
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from src.cli.common import (
+    DEFAULT_ALPHA,
+    DEFAULT_COLORMAP,
+    DEFAULT_TOP_K,
+    Engine,
+    emit,
+    load_engine,
+    prepare_output_dir,
+    relative_to,
+    write_json_atomic,
+)
+from src.cli.exit_status import ExitStatus
+
+FIGURE_NAME = "gradcam_prediction.png"
+SUMMARY_NAME = "analysis_summary.json"
+TOP_PREDICTIONS_DIR = "top_predictions"
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``single`` subcommand."""
+    parser = subparsers.add_parser(
+        "single",
+        help="explain one image: figure, summary JSON, top-k maps",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--image", required=True, type=Path, help="sketch image file")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler: load the engine, analyse the image, report where the results are."""
+    engine = load_engine(args)
+    output_dir = prepare_output_dir(args.output)
+    summary = analyse_image(engine, args.image, output_dir, args.top_k, args.alpha, args.colormap)
+    report_summary(summary, output_dir)
+    return ExitStatus.SUCCESS
+
+
+def analyse_image(
+    engine: Engine,
+    image_path: str | Path,
+    output_dir: Path,
+    top_k: int = DEFAULT_TOP_K,
+    alpha: float = DEFAULT_ALPHA,
+    colormap: str = DEFAULT_COLORMAP,
+) -> dict[str, Any]:
+    """Explain one image and write the figure, the top-k figures and ``analysis_summary.json``.
+
+    Args:
+        engine: model, labels and GradCAM from ``load_engine``.
+        image_path: the sketch file.
+        output_dir: an existing folder (see ``prepare_output_dir``).
+        top_k: how many ranked classes get a figure.
+        alpha: heatmap opacity in the overlays.
+        colormap: matplotlib colormap name.
+
+    Returns:
+        The summary written to ``analysis_summary.json``.
+
+    Raises:
+        InvalidImageError: if the image is missing or unreadable.
+    """
+    from src.data.preprocess import image_file_to_model_input
+
+    image = image_file_to_model_input(image_path)
+    names = list(engine.class_names)
+    prediction = engine.gradcam.visualize_prediction(
+        image, names, save_path=output_dir / FIGURE_NAME, alpha=alpha, colormap=colormap
+    )
+    ranked = engine.gradcam.analyze_top_predictions(
+        image,
+        names,
+        top_k=top_k,
+        save_dir=output_dir / TOP_PREDICTIONS_DIR,
+        alpha=alpha,
+        colormap=colormap,
+    )
+    summary = {
+        "image_path": str(image_path),
+        "model_path": str(engine.model_path),
+        "predicted_class": prediction["predicted_class_index"],
+        "predicted_label": prediction["predicted_class"],
+        "confidence": prediction["confidence"],
+        "top_predictions": [
+            {
+                "rank": entry["rank"],
+                "class_name": entry["class_name"],
+                "class_index": entry["class_index"],
+                "confidence": entry["confidence"],
+                "file": relative_to(Path(entry["path"]), output_dir),
+            }
+            for entry in ranked
+        ],
+        "layer": engine.gradcam.layer_name,
+        "method": engine.gradcam.method,
+        "figure": FIGURE_NAME,
+    }
+    write_json_atomic(output_dir / SUMMARY_NAME, summary)
+    return summary
+
+
+def report_summary(summary: dict[str, Any], output_dir: Path) -> None:
+    """Print the prediction, the ranking and where the files are."""
+    emit(f"Predicted: {summary['predicted_label']} ({summary['confidence']:.1%})")
+    for entry in summary["top_predictions"]:
+        emit(f"  {entry['rank']}. {entry['class_name']}: {entry['confidence']:.3f}")
+    emit(f"Layer: {summary['layer']}  method: {summary['method']}")
+    emit(f"Results written to {output_dir}")

@@ -1,0 +1,210 @@
+"""Helpers every subcommand shares: global options, loading the engine once, atomic writes, emit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from src.config import DEFAULT_LABELS_PATH, DEFAULT_MODEL_PATH, PROJECT_ROOT
+from src.data.labels import LabelMap
+from src.errors import SketchError
+
+DEFAULT_OUTPUT_DIR = PROJECT_ROOT / "gradcam_results"
+DEFAULT_TOP_K = 3
+DEFAULT_ALPHA = 0.4
+DEFAULT_COLORMAP = "jet"
+DEFAULT_METHOD = "gradcam"
+
+
+def emit(line: str = "") -> None:
+    """Write one line of the CLI's own report to stdout (src/ bans print)."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def unit_float(text: str) -> float:
+    """argparse type: a float in [0, 1]."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
+
+
+def colormap_name(text: str) -> str:
+    """argparse type: a matplotlib colormap name (matplotlib is imported only when parsing)."""
+    import matplotlib
+
+    if text not in matplotlib.colormaps:
+        raise argparse.ArgumentTypeError(f"unknown colormap {text!r}; try jet, viridis or turbo")
+    return text
+
+
+def cam_method(text: str) -> str:
+    """argparse type: one of the engine's methods (imports TensorFlow, so only at parse time)."""
+    from src.visualization.cam_methods import METHODS
+
+    if text not in METHODS:
+        raise argparse.ArgumentTypeError(f"unknown method {text!r}; choose {', '.join(METHODS)}")
+    return text
+
+
+def add_engine_options(parser: argparse.ArgumentParser, legacy: bool = False) -> None:
+    """The options every Grad-CAM entry point takes (model, labels, layer, method, rendering).
+
+    Args:
+        parser: the parser to extend.
+        legacy: also accept predict.py's spellings (--model_path, --label_mapping).
+    """
+    model_flags = ("--model_path", "--model-path", "--model") if legacy else ("--model",)
+    label_flags = ("--label_mapping", "--label-mapping", "--labels") if legacy else ("--labels",)
+    parser.add_argument(
+        *model_flags,
+        dest="model",
+        type=Path,
+        default=DEFAULT_MODEL_PATH,
+        help="Keras .h5/.keras model (default: models/best_model.h5)",
+    )
+    parser.add_argument(
+        *label_flags,
+        dest="labels",
+        type=Path,
+        default=DEFAULT_LABELS_PATH,
+        help="label mapping JSON (default: data/label_mapping.json)",
+    )
+    parser.add_argument(
+        "--layer",
+        default=None,
+        help="target layer name; default: the last spatial layer (see `layers`)",
+    )
+    parser.add_argument(
+        "--method",
+        type=cam_method,
+        # None, not the name: argparse would run cam_method (importing TensorFlow) on a default.
+        default=None,
+        help="gradcam (default), gradcam++, hirescam, layercam, xgradcam, scorecam or eigencam",
+    )
+    parser.add_argument(
+        "--top_k",
+        "--top-k",
+        dest="top_k",
+        type=positive_int,
+        default=DEFAULT_TOP_K,
+        help="classes to rank and explain (default 3)",
+    )
+    parser.add_argument(
+        "--alpha",
+        type=unit_float,
+        default=DEFAULT_ALPHA,
+        help="heatmap opacity in the overlay, 0..1 (default 0.4)",
+    )
+    parser.add_argument(
+        "--colormap",
+        type=colormap_name,
+        default=DEFAULT_COLORMAP,
+        help="matplotlib colormap: red high, blue low with jet (default)",
+    )
+    parser.add_argument(
+        "--traceback", action="store_true", help="show the full Python traceback on errors"
+    )
+
+
+@dataclass(frozen=True)
+class Engine:
+    """A model, its labels and a GradCAM built once, shared by every image of a command."""
+
+    model_path: Path
+    model: Any
+    labels: LabelMap
+    predictor: Any  # src.inference.predictor.Predictor
+    gradcam: Any  # src.visualization.gradcam.GradCAM
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """Class names in output order."""
+        return self.labels.class_names
+
+
+def load_labels(args: argparse.Namespace) -> LabelMap:
+    """The label mapping named by --labels (cheap: no TensorFlow)."""
+    return LabelMap.load(args.labels)
+
+
+def load_engine(args: argparse.Namespace, labels: LabelMap | None = None) -> Engine:
+    """Load the model once and build the Predictor and GradCAM from the global options.
+
+    Raises:
+        LabelMappingError, ModelLoadError, LayerNotFoundError: with the fix in the message.
+    """
+    from src.inference.predictor import Predictor
+    from src.models.io import check_sketch_input, load_model
+    from src.visualization.gradcam import GradCAM
+
+    labels = labels if labels is not None else load_labels(args)
+    model = load_model(args.model)
+    check_sketch_input(model)
+    # Predictor checks that the model's outputs match the label count.
+    predictor = Predictor(model, labels)
+    gradcam = GradCAM(model, layer_name=args.layer, method=args.method or DEFAULT_METHOD)
+    return Engine(Path(args.model), model, labels, predictor, gradcam)
+
+
+def prepare_output_dir(path: str | Path) -> Path:
+    """Create the output folder (and parents) and return it resolved.
+
+    Raises:
+        SketchError: if the path exists and is not a folder.
+    """
+    directory = Path(path).expanduser().resolve()
+    if directory.exists() and not directory.is_dir():
+        raise SketchError(f"output path {directory} is a file; pass a folder to --output")
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    """Write to a temporary file in the same folder, then rename: readers never see half a file.
+
+    The temporary name is unique per process and thread, so parallel writers never collide.
+    """
+    target = Path(path)
+    if not target.parent.is_dir():
+        target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}-{threading.get_ident()}.partial")
+    try:
+        with open(temporary, "wb") as stream:
+            stream.write(data)
+        os.replace(temporary, target)
+    except BaseException:
+        # Whatever went wrong (disk full, Ctrl-C), no half-written file is left behind.
+        temporary.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """``write_bytes_atomic`` for UTF-8 text."""
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: str | Path, data: Any) -> Path:
+    """Pretty JSON (UTF-8, sorted as given), written atomically."""
+    return write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def relative_to(path: Path, directory: Path) -> str:
+    """``path`` relative to ``directory`` with forward slashes (for JSON and HTML links)."""
+    return path.resolve().relative_to(directory.resolve()).as_posix()

@@ -1,0 +1,109 @@
+"""Sketch augmentation in NumPy and Pillow only, so it runs under any Keras backend.
+
+Two kinds: on strokes, before rasterising (stroke dropout, line width, and the 28x28 margin of
+Google's look), and on the 64x64 model input afterwards (small affine jitter, blur, sharpening,
+thickening). Both sides are there to erase the difference between
+Google's bitmaps and our renders, so the model must tell classes apart by shape, not by look.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from src.data.preprocess import strokes_to_model_input, to_model_input
+from src.data.raster import GOOGLE_LOOK_LINE_WIDTH_28, render_strokes
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Strengths of the random augmentations (probabilities are per image)."""
+
+    rotation_degrees: float = 10.0
+    scale_range: tuple[float, float] = (0.88, 1.08)
+    shift_pixels: float = 3.0
+    shear: float = 0.12
+    blur_probability: float = 0.3
+    blur_sigma: tuple[float, float] = (0.3, 1.0)
+    sharpen_probability: float = 0.25
+    thicken_probability: float = 0.15
+    # Stroke-level: probability of dropping one stroke of a drawing with three or more strokes.
+    stroke_dropout_probability: float = 0.5
+    direct_line_width: tuple[float, float] = (2.2, 4.0)
+    google_line_width: tuple[float, float] = (1.0, 1.6)
+    google_look_probability: float = 0.5
+
+
+def drop_stroke(strokes: list, rng: np.random.Generator) -> list:
+    """Remove one random stroke (never the longest) from a drawing of three or more strokes."""
+    if len(strokes) < 3:
+        return strokes
+    lengths = [len(stroke[0]) for stroke in strokes]
+    longest = int(np.argmax(lengths))
+    candidates = [index for index in range(len(strokes)) if index != longest]
+    dropped = int(rng.choice(candidates))
+    return [stroke for index, stroke in enumerate(strokes) if index != dropped]
+
+
+def render_google_look(strokes: list, line_width: float = GOOGLE_LOOK_LINE_WIDTH_28) -> np.ndarray:
+    """Strokes rendered at 28x28 like Google's numpy_bitmap, then brought to the model input."""
+    return to_model_input(render_strokes(strokes, size=28, line_width=line_width, margin=0.04))
+
+
+def render_augmented_strokes(
+    strokes: list, rng: np.random.Generator, config: AugmentConfig = AugmentConfig()
+) -> np.ndarray:
+    """One random rendering of a drawing as float32 (64, 64, 1) model input.
+
+    Drops a stroke with ``stroke_dropout_probability``, then renders with a random line width,
+    either by ``render_google_look`` (margin 0.04) or by ``strokes_to_model_input`` (the
+    inference path). The shipped model's first stage drew the second branch at 64x64; see the
+    model card's ``training.initialised_from``.
+    """
+    if rng.random() < config.stroke_dropout_probability:
+        strokes = drop_stroke(strokes, rng)
+    if rng.random() < config.google_look_probability:
+        return render_google_look(strokes, float(rng.uniform(*config.google_line_width)))
+    return strokes_to_model_input(strokes, line_width=float(rng.uniform(*config.direct_line_width)))
+
+
+def _affine_coefficients(size: int, rng: np.random.Generator, config: AugmentConfig) -> tuple:
+    """PIL's inverse affine coefficients for a random rotation, scale, shear and shift."""
+    angle = math.radians(rng.uniform(-config.rotation_degrees, config.rotation_degrees))
+    scale = rng.uniform(*config.scale_range)
+    shear = rng.uniform(-config.shear, config.shear)
+    shift = rng.uniform(-config.shift_pixels, config.shift_pixels, size=2)
+    cos, sin = math.cos(angle), math.sin(angle)
+    # Forward map (about the centre): rotation @ shear @ scale; PIL wants its inverse.
+    forward = np.array([[cos, -sin], [sin, cos]]) @ np.array([[1.0, shear], [0.0, 1.0]]) * scale
+    inverse = np.linalg.inv(forward)
+    centre = np.array([size / 2, size / 2])
+    offset = centre - inverse @ (centre + shift)
+    return (inverse[0, 0], inverse[0, 1], offset[0], inverse[1, 0], inverse[1, 1], offset[1])
+
+
+def augment_image(
+    image: np.ndarray, rng: np.random.Generator, config: AugmentConfig = AugmentConfig()
+) -> np.ndarray:
+    """Randomly jitter one model input (float32 (H, W, 1) in [0, 1]); returns the same shape."""
+    size = image.shape[0]
+    # 8-bit "L" because Pillow's blur only takes 8-bit images; 1/255 steps are finer than noise.
+    picture = Image.fromarray(np.round(np.clip(image[..., 0], 0, 1) * 255).astype(np.uint8))
+    picture = picture.transform(
+        (size, size),
+        Image.Transform.AFFINE,
+        _affine_coefficients(size, rng, config),
+        resample=Image.Resampling.BILINEAR,
+    )
+    if rng.random() < config.thicken_probability:
+        picture = picture.filter(ImageFilter.MaxFilter(3))
+    if rng.random() < config.blur_probability:
+        picture = picture.filter(ImageFilter.GaussianBlur(float(rng.uniform(*config.blur_sigma))))
+    array = np.asarray(picture, dtype=np.float32) / 255.0
+    if rng.random() < config.sharpen_probability:
+        # Upsampled 28x28 bitmaps have soft edges; a contrast stretch makes them render-crisp.
+        array = (array - 0.15) * rng.uniform(1.5, 2.5)
+    return np.clip(array, 0.0, 1.0)[..., np.newaxis]

@@ -1,0 +1,187 @@
+"""Sketch-explanation routes: stroke importance, the per-stroke timeline, and "why A not B".
+
+Plain ``def`` routes (run in the threadpool) over the core in ``src.explain``; they call the
+engine's cached Grad-CAMs directly, since each request is one batched call of its own.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter
+
+from src.errors import SketchError
+from src.explain.contrast import ContrastiveCAM, top_two_classes
+from src.explain.strokes import attribute_strokes, attribution_to_dict
+from src.explain.timeline import build_timeline, timeline_to_dict
+from src.web.deps import Engine, EngineDep, png_data_url
+from src.web.explain_schemas import (
+    ClassChoice,
+    ComparedClass,
+    CompareRequest,
+    CompareResponse,
+    ExplainStrokesRequest,
+    ExplainStrokesResponse,
+    TimelineRequest,
+    TimelineResponse,
+)
+from src.web.routes import ERRORS
+
+# Side of the stroke-importance PNG: the drawing's own frame, sharper than the 64x64 model input.
+STROKE_IMAGE_SIZE = 192
+STROKE_IMAGE_LINE_WIDTH = 6.0
+
+router = APIRouter(responses=ERRORS)
+
+_contrastive_cams: weakref.WeakKeyDictionary[Any, ContrastiveCAM] = weakref.WeakKeyDictionary()
+_contrastive_lock = threading.Lock()
+
+
+def _overlay_url(engine: Engine, image: np.ndarray, heatmap: np.ndarray) -> str:
+    """The map over the model input as a PNG data URL (the project's one colormap helper)."""
+    from src.visualization.overlay import overlay_heatmap, to_png_bytes
+
+    return png_data_url(to_png_bytes(overlay_heatmap(image, heatmap), engine.settings.image_scale))
+
+
+def stroke_importance_rgb(strokes: Any, shares: np.ndarray) -> np.ndarray:
+    """The drawing on white paper, each stroke coloured by its share (jet, red = most).
+
+    Strokes are painted from least to most important, so the important ones stay on top.
+
+    Returns:
+        uint8 RGB (STROKE_IMAGE_SIZE, STROKE_IMAGE_SIZE, 3).
+    """
+    from src.data.raster import render_stroke_masks
+    from src.visualization.overlay import heatmap_to_rgb
+
+    masks = render_stroke_masks(
+        strokes, size=STROKE_IMAGE_SIZE, line_width=STROKE_IMAGE_LINE_WIDTH
+    ).astype(np.float32)
+    masks /= 255.0
+    peak = float(shares.max()) if shares.size and shares.max() > 0 else 1.0
+    colours = heatmap_to_rgb(shares / peak).astype(np.float32)  # (S, 3)
+    canvas = np.full((STROKE_IMAGE_SIZE, STROKE_IMAGE_SIZE, 3), 255.0, np.float32)
+    for stroke in np.argsort(shares, kind="stable"):
+        alpha = masks[stroke][..., np.newaxis]
+        canvas = canvas * (1.0 - alpha) + colours[stroke] * alpha
+    return canvas.round().astype(np.uint8)
+
+
+def _class_index(engine: Engine, choice: ClassChoice) -> int | None:
+    """A class given by index or name as an index (None stays None).
+
+    Raises:
+        UnknownClassError: unknown name or index out of range (404).
+    """
+    if choice is None:
+        return None
+    if isinstance(choice, str):
+        return engine.labels.index_of(choice)
+    engine.labels.name_of(choice)
+    return int(choice)
+
+
+@router.post("/explain_strokes", response_model=ExplainStrokesResponse)
+def explain_strokes(body: ExplainStrokesRequest, engine: EngineDep) -> ExplainStrokesResponse:
+    """How much of a class's Grad-CAM map falls on each stroke (default the predicted class)."""
+    from src.visualization.overlay import to_png_bytes
+
+    engine.model_input(None, body.strokes)  # validates the strokes and the point limit
+    wanted = _class_index(
+        engine, body.class_name if body.class_name is not None else body.class_index
+    )
+    cam = engine.cam(body.method, body.layer)
+    attribution = attribute_strokes(body.strokes, cam, wanted)
+    summary = attribution_to_dict(attribution, engine.labels.class_names)
+    predicted = int(np.argmax(attribution.probabilities))
+    image = stroke_importance_rgb(body.strokes, attribution.shares)
+    return ExplainStrokesResponse(
+        class_name=summary["class_name"],
+        class_index=summary["class_index"],
+        confidence=summary["confidence"],
+        predicted_class=engine.labels.name_of(predicted),
+        predicted_confidence=float(attribution.probabilities[predicted]),
+        strokes=summary["strokes"],
+        stroke_image=png_data_url(to_png_bytes(image)),
+        gradcam_overlay=_overlay_url(engine, attribution.image, attribution.heatmap),
+        method=cam.method,
+        layer=cam.layer_name,
+    )
+
+
+@router.post("/timeline", response_model=TimelineResponse)
+def timeline(body: TimelineRequest, engine: EngineDep) -> TimelineResponse:
+    """The prediction, its confidence, the top classes and the map after each stroke."""
+    engine.model_input(None, body.strokes)  # validates the strokes and the point limit
+    cam = engine.cam(body.method, body.layer)
+    result = build_timeline(body.strokes, cam)
+    summary = timeline_to_dict(result, engine.labels.class_names, top_k=body.top_k)
+    for step, (image, heatmap) in zip(summary["steps"], zip(result.images, result.heatmaps)):
+        step["gradcam_overlay"] = _overlay_url(engine, image, heatmap)
+    return TimelineResponse(**summary, method=cam.method, layer=cam.layer_name)
+
+
+def contrastive_cam(gradcam: Any) -> ContrastiveCAM:
+    """The ContrastiveCAM sharing ``gradcam``'s layer and method, built once per GradCAM.
+
+    Raises:
+        SketchError: for a forward-only method (400).
+    """
+    with _contrastive_lock:
+        if gradcam not in _contrastive_cams:
+            _contrastive_cams[gradcam] = ContrastiveCAM(gradcam)
+        return _contrastive_cams[gradcam]
+
+
+def _pick_pair(probabilities: np.ndarray, first: int | None, second: int | None) -> tuple[int, int]:
+    """A and B: the given ones, the best other class for a missing one, or the top two."""
+    order = [int(index) for index in np.argsort(-probabilities, kind="stable")]
+    if first is None and second is None:
+        return top_two_classes(probabilities)
+    if first is None:
+        first = next(index for index in order if index != second)
+    if second is None:
+        second = next(index for index in order if index != first)
+    return first, second  # type: ignore[return-value]
+
+
+@router.post("/compare", response_model=CompareResponse)
+def compare(body: CompareRequest, engine: EngineDep) -> CompareResponse:
+    """Why class A and not class B: the contrastive map of logit(A) - logit(B), both ways."""
+    if len(engine.labels) < 2:
+        raise SketchError("comparing needs a model with at least two classes")
+    sketch = engine.model_input(body.image, body.strokes)
+    first, second = _class_index(engine, body.class_a), _class_index(engine, body.class_b)
+    if first is not None and first == second:
+        raise SketchError("'class_a' and 'class_b' must be two different classes")
+    cam = engine.cam(body.method, body.layer)
+    contrast = contrastive_cam(cam)
+    probabilities = engine.predict(sketch).probabilities
+    first, second = _pick_pair(probabilities, first, second)
+    result = contrast.explain(sketch, first, second)
+    heatmap_for, overlay_for, shown = engine.render(sketch, result.heatmaps[0])
+    heatmap_against, overlay_against, _ = engine.render(sketch, result.against[0])
+
+    def side(index: int) -> ComparedClass:
+        return ComparedClass(
+            class_name=engine.labels.name_of(index),
+            class_index=index,
+            confidence=float(result.probabilities[0][index]),
+        )
+
+    return CompareResponse(
+        class_a=side(first),
+        class_b=side(second),
+        logit_margin=float(result.logit_margin[0]),
+        contrast_heatmap=heatmap_for,
+        contrast_overlay=overlay_for,
+        against_heatmap=heatmap_against,
+        against_overlay=overlay_against,
+        input_image=shown,
+        method=cam.method,
+        layer=cam.layer_name,
+    )

@@ -1,0 +1,162 @@
+"""Bodies of the sketch-explanation endpoints: /explain_strokes, /timeline and /compare."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from src.visualization.cam_methods import METHODS
+from src.web.schemas import STROKES_DESCRIPTION, SketchInput, Strokes
+
+# Stroke attribution renders one mask per stroke and a timeline explains one image per stroke:
+# drawings with more strokes are refused (a person's sketch has a few dozen at most).
+MAX_EXPLAINED_STROKES = 128
+ClassChoice = int | str | None
+CLASS_CHOICE_DESCRIPTION = "A class by index or by name; default one of the top two."
+
+
+def check_method(method: str | None) -> str | None:
+    """A known CAM method name in lower case, or None for the server's default.
+
+    Raises:
+        ValueError: for an unknown method (reported as 422).
+    """
+    if method is not None and method.lower() not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    return None if method is None else method.lower()
+
+
+class MethodChoice(BaseModel):
+    """The Grad-CAM variant and target layer (defaults: the server's)."""
+
+    method: str | None = Field(
+        default=None, description=f"One of {', '.join(METHODS)}; default gradcam."
+    )
+    layer: str | None = Field(
+        default=None, description="Target layer name; default the model's last spatial layer."
+    )
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, method: str | None) -> str | None:
+        return check_method(method)
+
+
+class StrokesRequest(MethodChoice):
+    """A drawing as strokes (required here: these explanations are made of strokes)."""
+
+    strokes: Strokes = Field(
+        min_length=1, max_length=MAX_EXPLAINED_STROKES, description=STROKES_DESCRIPTION
+    )
+
+
+class ExplainStrokesRequest(StrokesRequest):
+    """``POST /explain_strokes``: explain a class (default the predicted one) stroke by stroke."""
+
+    class_index: int | None = Field(default=None, ge=0, description="Class to explain, by index.")
+    class_name: str | None = Field(default=None, description="Class to explain, by name.")
+
+    @model_validator(mode="after")
+    def _at_most_one_class(self) -> ExplainStrokesRequest:
+        if self.class_index is not None and self.class_name is not None:
+            raise ValueError("send at most one of 'class_index' or 'class_name'")
+        return self
+
+
+class StrokeImportance(BaseModel):
+    """One stroke, in drawing order."""
+
+    stroke_index: int
+    rank: int = Field(description="1 for the stroke with the most heat.")
+    mass: float = Field(description="Heat summed over the stroke's ink.")
+    share: float = Field(description="Its fraction of all strokes' mass (sums to 1).")
+    mean_heat: float = Field(description="Heat averaged over the stroke's ink.")
+
+
+class ExplainStrokesResponse(BaseModel):
+    """Per-stroke importance for one class."""
+
+    success: Literal[True] = True
+    class_name: str
+    class_index: int
+    confidence: float = Field(description="The model's probability for this class.")
+    predicted_class: str
+    predicted_confidence: float
+    strokes: list[StrokeImportance]
+    stroke_image: str = Field(
+        description="PNG data URL: the strokes coloured by importance (jet: red most)."
+    )
+    gradcam_overlay: str = Field(description="The class's map over the model input.")
+    method: str
+    layer: str
+
+
+class TimelineRequest(StrokesRequest):
+    """``POST /timeline``: the prediction after each stroke."""
+
+    top_k: int = Field(default=3, ge=1, le=20, description="Ranked classes kept per step.")
+
+
+class RankedClass(BaseModel):
+    """A class and its probability."""
+
+    class_name: str
+    confidence: float
+
+
+class TimelineStep(BaseModel):
+    """The drawing made of its first ``strokes`` strokes."""
+
+    strokes: int
+    predicted: str
+    confidence: float
+    final_class_confidence: float = Field(
+        description="The probability, at this step, of the class the whole drawing ends up as."
+    )
+    top: list[RankedClass]
+    gradcam_overlay: str = Field(description="The predicted class's map over this prefix.")
+
+
+class TimelineResponse(BaseModel):
+    """One step per stroke, in drawing order."""
+
+    success: Literal[True] = True
+    final_class: str
+    settled_after_strokes: int = Field(
+        description="From this many strokes on, the prediction never changes again."
+    )
+    steps: list[TimelineStep]
+    method: str
+    layer: str
+
+
+class CompareRequest(SketchInput, MethodChoice):
+    """``POST /compare``: why class A and not class B (default the top two)."""
+
+    class_a: ClassChoice = Field(default=None, description=CLASS_CHOICE_DESCRIPTION)
+    class_b: ClassChoice = Field(default=None, description=CLASS_CHOICE_DESCRIPTION)
+
+
+class ComparedClass(BaseModel):
+    """One side of the comparison."""
+
+    class_name: str
+    class_index: int
+    confidence: float
+
+
+class CompareResponse(BaseModel):
+    """Contrastive maps: evidence for A over B, and for B over A."""
+
+    success: Literal[True] = True
+    class_a: ComparedClass
+    class_b: ComparedClass
+    logit_margin: float = Field(description="logit(A) - logit(B): positive when A is ahead.")
+    contrast_heatmap: str = Field(description="Where the sketch argues for A over B (jet).")
+    contrast_overlay: str = Field(description="The same, over the model input.")
+    against_heatmap: str = Field(description="Where the sketch argues for B over A.")
+    against_overlay: str = Field(description="The same, over the model input.")
+    input_image: str
+    method: str
+    layer: str

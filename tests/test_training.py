@@ -1,0 +1,100 @@
+"""A short training run on synthetic sketches, and .h5 / .keras round trips."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from src.config import ModelConfig, TrainConfig
+from src.data.quickdraw import Drawing, write_ndjson
+from src.training.augment import augment_image, drop_stroke
+
+
+def _synthetic_strokes(kind: str, rng: np.random.Generator) -> list:
+    """A wobbly horizontal line, vertical line or plus sign: shapes a CNN separates easily."""
+    wobble = [int(v) for v in rng.integers(-6, 7, size=2)]
+    horizontal = [[0, 255], [128 + wobble[0], 128 + wobble[1]]]
+    vertical = [[128 + wobble[0], 128 + wobble[1]], [0, 255]]
+    return {"h": [horizontal], "v": [vertical], "plus": [horizontal, vertical]}[kind]
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """strokes/<class>.ndjson for three classes, and bitmaps/plus.npy for the cross-domain check."""
+    root = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    for kind in ("h", "v", "plus"):
+        drawings = [Drawing(kind, _synthetic_strokes(kind, rng), str(i)) for i in range(40)]
+        write_ndjson(drawings, root / "strokes" / f"{kind}.ndjson")
+    bitmaps = np.zeros((30, 28, 28), np.uint8)
+    bitmaps[:, 13:15, 2:26] = 255
+    bitmaps[:, 2:26, 13:15] = 255
+    (root / "bitmaps").mkdir()
+    np.save(root / "bitmaps" / "plus.npy", bitmaps.reshape(30, 784))
+    return root
+
+
+def test_short_training_run_learns(tiny_data: Path, tmp_path: Path) -> None:
+    from src.training.train import train
+
+    config = TrainConfig(
+        bitmap_dir=tiny_data / "bitmaps",
+        strokes_dir=tiny_data / "strokes",
+        classes=("h", "v", "plus"),
+        output_dir=tmp_path / "out",
+        labels_path=tmp_path / "labels.json",
+        epochs=5,
+        batch_size=8,
+        learning_rate=1e-2,
+        patience=10,
+        workers=1,
+        model=ModelConfig(filters=(8, 16), dense_units=16, dropout=0.0),
+    )
+    result = train(config)
+    losses = result.history["loss"]
+    assert losses[-1] < 0.8 * losses[0]
+    assert result.model_path.is_file()
+    assert json.loads(config.labels_path.read_text()) == {"0": "h", "1": "v", "2": "plus"}
+    card = json.loads(result.card_path.read_text())
+    # "plus" has bitmaps, so its 40 stroke drawings are the held-out cross-domain set.
+    assert card["counts"]["plus"]["strokes"] == {"cross_domain": 40}
+    assert card["cross_domain"]["strokes_count"] == 40
+    assert card["classes"] == ["h", "v", "plus"]
+
+
+def test_h5_and_keras_round_trips_predict_identically(tmp_path: Path) -> None:
+    import keras
+
+    from src.models.cnn import LAST_CONV, LOGITS, build_cnn
+
+    model = build_cnn(ModelConfig(num_classes=3, filters=(8, 16), dense_units=16))
+    batch = np.random.default_rng(3).random((4, 64, 64, 1), dtype=np.float32)
+    expected = model.predict(batch, verbose=0)
+    for suffix in (".h5", ".keras"):
+        path = tmp_path / f"model{suffix}"
+        model.save(path)
+        loaded = keras.models.load_model(path, compile=False)
+        np.testing.assert_allclose(loaded.predict(batch, verbose=0), expected, atol=1e-6)
+        assert loaded.get_layer(LOGITS) is not None and loaded.get_layer(LAST_CONV) is not None
+
+
+def test_drop_stroke_keeps_the_longest() -> None:
+    strokes = [[[0, 1], [0, 1]], [[0, 1, 2, 3], [0, 1, 2, 3]], [[5, 6], [5, 6]]]
+    for seed in range(5):
+        kept = drop_stroke(strokes, np.random.default_rng(seed))
+        assert len(kept) == 2 and strokes[1] in kept
+    assert drop_stroke(strokes[:2], np.random.default_rng(0)) == strokes[:2]
+
+
+def test_augment_keeps_shape_range_and_most_ink() -> None:
+    image = np.zeros((64, 64, 1), np.float32)
+    image[20:44, 30:34] = 1.0
+    for seed in range(5):
+        out = augment_image(image, np.random.default_rng(seed))
+        assert out.shape == (64, 64, 1) and out.dtype == np.float32
+        assert 0.0 <= out.min() and out.max() <= 1.0
+        # Jitter moves and scales by a few percent: the ink mass stays within a factor of two.
+        assert 0.5 * image.sum() < out.sum() < 2.5 * image.sum()
