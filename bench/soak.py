@@ -102,7 +102,9 @@ def build_mix(count: int, class_names: list[str], seed: int = 0) -> list[Request
         roll = index % 20
         png, strokes = pngs[index % len(pngs)], _strokes(index)
         if roll < 5:
-            return Request("gradcam_png", "POST", "/predict_with_gradcam", _json({"image": png}), 200)
+            return Request(
+                "gradcam_png", "POST", "/predict_with_gradcam", _json({"image": png}), 200
+            )
         if roll < 8:
             body = _json({"strokes": strokes})
             return Request("gradcam_strokes", "POST", "/predict_with_gradcam", body, 200)
@@ -119,7 +121,13 @@ def build_mix(count: int, class_names: list[str], seed: int = 0) -> list[Request
             Request("bad", "POST", "/predict", b"{not json", 422),
             Request("bad", "POST", "/predict", _json({"image": "@@@"}), 400),
             Request("bad", "POST", "/predict_with_gradcam", _json({"image": truncated}), 400),
-            Request("bad", "POST", "/analyze_class", _json({"strokes": strokes, "class_name": "no_such_class"}), 404),
+            Request(
+                "bad",
+                "POST",
+                "/analyze_class",
+                _json({"strokes": strokes, "class_name": "no_such_class"}),
+                404,
+            ),
             Request("bad", "POST", "/predict", _json({"strokes": []}), 400),
             Request("bad", "GET", "/no_such_page", None, 404),
         ]
@@ -229,18 +237,24 @@ def report(tally: Tally, sent: int, elapsed: float, rss_start: int, rss_end: int
             f"  p95 {1000 * percentile(values, 0.95):6.1f}  p99 {1000 * percentile(values, 0.99):6.1f}"
         )
     growth = (rss_end - rss_start) / rss_start
-    print(f"server RSS: {rss_start / 1024:.0f} MiB after warm-up, {rss_end / 1024:.0f} MiB at end ({growth:+.1%})")
+    print(
+        f"server RSS: {rss_start / 1024:.0f} MiB after warm-up, {rss_end / 1024:.0f} MiB at end ({growth:+.1%})"
+    )
     return not tally.errors and done == sent and abs(growth) <= 0.10
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=10_000, help="requests to send (default 10000)")
+    parser.add_argument(
+        "--requests", type=int, default=10_000, help="requests to send (default 10000)"
+    )
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients (default 16)")
     parser.add_argument("--max_seconds", "--max-seconds", dest="max_seconds", type=float, default=900.0,
                         help="stop sending after this long (default 900)")  # fmt: skip
     parser.add_argument("--model_path", type=Path, default=REPO_ROOT / "models" / "best_model.h5")
-    parser.add_argument("--label_mapping", type=Path, default=REPO_ROOT / "data" / "label_mapping.json")
+    parser.add_argument(
+        "--label_mapping", type=Path, default=REPO_ROOT / "data" / "label_mapping.json"
+    )
     args = parser.parse_args(argv)
     class_names = list(json.loads(args.label_mapping.read_text()).values())
     mix = build_mix(args.requests, class_names)

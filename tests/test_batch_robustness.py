@@ -103,11 +103,6 @@ def test_unreadable_inputs_are_listed_and_the_rest_finishes(
     assert_no_partial_files(output)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="batch_inputs._walk skips paths that are not files, so a dangling symlink is dropped "
-    "silently; see the suggested CLI diff in issue 7's report",
-)
 def test_dangling_symlink_is_reported(
     good_images: Path, sketch_model_path: Path, sketch_labels_path: Path, tmp_path: Path
 ) -> None:
@@ -175,11 +170,6 @@ def _replace_failing_for(monkeypatch: pytest.MonkeyPatch, predicate) -> list[str
     return refused
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an overlay write error aborts the whole batch (exit 10, no summary) instead of "
-    "being listed as that input's failure; see the suggested CLI diff in issue 7's report",
-)
 def test_full_disk_for_some_overlays_is_reported_per_input(
     good_images: Path,
     sketch_model_path: Path,

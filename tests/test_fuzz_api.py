@@ -115,9 +115,7 @@ def test_schema_documents_the_spec_operations(api_schema) -> None:  # type: igno
 # One test per mode looping over the operations, because schemathesis.pytest.from_fixture
 # breaks on pytest 9 (it reads request.node._nodeid) and the schema needs the model fixture.
 @pytest.mark.parametrize("mode", MODES, ids=lambda mode: mode.value)
-def test_schema_fuzz_never_5xx_and_conforms(
-    api_schema, mode: schemathesis.GenerationMode
-) -> None:  # type: ignore[no-untyped-def]
+def test_schema_fuzz_never_5xx_and_conforms(api_schema, mode: schemathesis.GenerationMode) -> None:  # type: ignore[no-untyped-def]
     for operation in _operations(api_schema):
         if mode is schemathesis.GenerationMode.NEGATIVE and not len(operation.body.items):
             continue  # nothing to make invalid in a GET without parameters
@@ -250,7 +248,9 @@ STROKES = st.one_of(
     st.lists(st.lists(st.lists(COORDINATE, max_size=8), max_size=4), max_size=5),
     st.lists(  # well formed, possibly one point, possibly duplicate points
         st.integers(1, 6).flatmap(
-            lambda n: st.lists(st.lists(st.integers(-300, 600), min_size=n, max_size=n), min_size=2, max_size=3)
+            lambda n: st.lists(
+                st.lists(st.integers(-300, 600), min_size=n, max_size=n), min_size=2, max_size=3
+            )
         ),
         min_size=1,
         max_size=4,
@@ -261,7 +261,9 @@ JSON_SCALAR = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st
 EXTRA_FIELDS = st.fixed_dictionaries(
     {},
     optional={
-        "method": st.one_of(st.sampled_from(["gradcam", "GradCAM++", "eigencam", "nope", ""]), JSON_SCALAR),
+        "method": st.one_of(
+            st.sampled_from(["gradcam", "GradCAM++", "eigencam", "nope", ""]), JSON_SCALAR
+        ),
         "layer": st.one_of(st.sampled_from(["last_conv", "logits", "nope", "../x"]), JSON_SCALAR),
         "top_k": st.one_of(st.integers(-5, 2000), JSON_SCALAR),
         "class_index": st.one_of(st.integers(-3, 10**20), JSON_SCALAR),

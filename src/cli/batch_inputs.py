@@ -108,7 +108,8 @@ def _walk(root: Path) -> Iterator[Path]:
     """Files under ``root`` in sorted order, skipping hidden files and folders."""
     for path in sorted(root.rglob("*")):
         relative = path.relative_to(root)
-        if path.is_file() and not any(part.startswith(".") for part in relative.parts):
+        dangling = path.is_symlink() and not path.exists()
+        if (path.is_file() or dangling) and not any(part.startswith(".") for part in relative.parts):
             yield path
 
 

@@ -113,6 +113,11 @@ class BatchAccumulator:
                 self.by_pair[pair] = _MeanMap(self.image_shape)
             self.by_pair[pair].add(image, heatmap)
 
+    def output_failed(self, source: str, reason: str) -> None:
+        """An explained input whose overlay could not be written: listed as a failure instead."""
+        self.records = [record for record in self.records if record.source != source]
+        self.failures.append(Failure(source, reason))
+
     def labelled(self) -> list[ImageRecord]:
         """Records whose true class is known."""
         return [record for record in self.records if record.true_class is not None]

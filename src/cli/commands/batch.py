@@ -196,12 +196,15 @@ def run_batch(
         ThreadPoolExecutor(options.workers) as pool,
         tqdm(total=len(discovery.inputs), unit="sketch", disable=hide_bar) as bar,
     ):
-        writes: list[Future[Any]] = []
+        writes: list[tuple[str, Future[Any]]] = []
         for chunk, decoded in _decoded_chunks(pool, chunks):
             _explain_chunk(engine, chunk, decoded, accumulator, namer, pool, writes, options)
             bar.update(len(chunk))
-        for write in writes:
-            write.result()
+        for source, write in writes:
+            try:
+                write.result()
+            except OSError as error:
+                accumulator.output_failed(source, f"overlay not written: {error.strerror or error}")
     mean_maps = accumulator.write_mean_maps(output_dir, options.alpha, options.colormap)
     header = {
         "images_dir": str(images_dir),
@@ -254,7 +257,7 @@ def _explain_chunk(
     accumulator: BatchAccumulator,
     namer: OverlayNamer,
     pool: ThreadPoolExecutor,
-    writes: list[Future[Any]],
+    writes: list[tuple[str, Future[Any]]],
     options: BatchOptions,
 ) -> None:
     """One compiled Grad-CAM call for the chunk's readable inputs; queue their overlay PNGs."""
@@ -294,7 +297,9 @@ def _explain_chunk(
             image,
             heatmap,
         )
-        writes.append(pool.submit(_write_overlay, overlay_path, image, heatmap, options))
+        writes.append(
+            (item.source, pool.submit(_write_overlay, overlay_path, image, heatmap, options))
+        )
 
 
 def _write_overlay(
