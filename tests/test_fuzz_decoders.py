@@ -46,12 +46,18 @@ def png_bytes(image: Image.Image, **save_options: object) -> bytes:
 
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG whose IHDR claims width x height but whose pixel data is a few bytes."""
+
     def chunk(kind: bytes, payload: bytes) -> bytes:
         body = kind + payload
         return struct.pack(">I", len(payload)) + body + struct.pack(">I", zlib.crc32(body))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 8)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 8))
+        + chunk(b"IEND", b"")
+    )
 
 
 @FUZZ
@@ -89,11 +95,17 @@ def test_decompression_bomb_is_refused_before_decoding() -> None:
         load_image(png_bytes(image, optimize=True))
 
 
-@pytest.mark.parametrize("mode", ["1", "L", "LA", "P", "PA", "RGB", "RGBA", "I;16", "I", "F", "CMYK"])
+@pytest.mark.parametrize(
+    "mode", ["1", "L", "LA", "P", "PA", "RGB", "RGBA", "I;16", "I", "F", "CMYK"]
+)
 def test_every_pil_mode_gives_a_valid_input(mode: str) -> None:
     base = Image.new("L", (50, 30), 255)
     base.paste(0, (10, 10, 40, 14))  # a dark bar on white paper
-    image = base.convert(mode) if mode not in ("I;16",) else Image.fromarray((np.asarray(base).astype(np.uint16) * 257))
+    image = (
+        base.convert(mode)
+        if mode not in ("I;16",)
+        else Image.fromarray((np.asarray(base).astype(np.uint16) * 257))
+    )
     result = to_model_input(image)
     assert_model_input(result)
     assert result.max() > 0.5, f"the bar vanished in mode {mode}"

@@ -109,7 +109,9 @@ def _walk(root: Path) -> Iterator[Path]:
     for path in sorted(root.rglob("*")):
         relative = path.relative_to(root)
         dangling = path.is_symlink() and not path.exists()
-        if (path.is_file() or dangling) and not any(part.startswith(".") for part in relative.parts):
+        if (path.is_file() or dangling) and not any(
+            part.startswith(".") for part in relative.parts
+        ):
             yield path
 
 

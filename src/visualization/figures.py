@@ -138,7 +138,10 @@ def save_filmstrip_figure(
 
 
 def save_contrast_figure(
-    image: Any, overlay_for: Any, overlay_against: Any, titles: tuple[str, str, str],
+    image: Any,
+    overlay_for: Any,
+    overlay_against: Any,
+    titles: tuple[str, str, str],
     path: str | Path,
 ) -> Path:
     """Three panels: the sketch, evidence for A over B, evidence for B over A."""
@@ -166,8 +169,9 @@ def save_faithfulness_figure(curves: list[dict[str, Any]], path: str | Path) -> 
                 label = f"{entry['method']} (AUC {entry[kind + '_auc']:.3f})"
                 axis.plot(entry["fractions"], entry[kind], dashed, label=label)
         for axis, kind, better in zip(axes, ("Deletion", "Insertion"), ("lower", "higher")):
-            axis.set_title(f"{kind} (ink erased/restored, highest heat first; {better} is better)",
-                           fontsize=9)
+            axis.set_title(
+                f"{kind} (ink erased/restored, highest heat first; {better} is better)", fontsize=9
+            )
             axis.set_xlabel("fraction of ink pixels")
             axis.set_ylabel("probability of the original class")
             axis.legend(fontsize=7)
@@ -208,8 +212,15 @@ def save_confusion_matrix(
         axes.set_title(title or "confusion matrix (row-normalised)")
         for row, column in zip(*np.nonzero(counts), strict=True):
             color = "white" if rates[row, column] > 0.5 else "black"
-            axes.text(column, row, int(counts[row, column]), ha="center", va="center",
-                      fontsize=6, color=color)
+            axes.text(
+                column,
+                row,
+                int(counts[row, column]),
+                ha="center",
+                va="center",
+                fontsize=6,
+                color=color,
+            )
         figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
         figure.tight_layout()
         return save_atomically(figure, path, dpi=120)
