@@ -104,7 +104,7 @@ def test_every_pil_mode_gives_a_valid_input(mode: str) -> None:
     image = (
         base.convert(mode)
         if mode not in ("I;16",)
-        else Image.fromarray((np.asarray(base).astype(np.uint16) * 257))
+        else Image.fromarray(np.asarray(base).astype(np.uint16) * 257)
     )
     result = to_model_input(image)
     assert_model_input(result)
