@@ -4,43 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, model_validator
 
-from src.visualization.cam_methods import METHODS
-from src.web.schemas import STROKES_DESCRIPTION, SketchInput, Strokes
+from src.web.schemas import STROKES_DESCRIPTION, MethodChoice, SketchInput, Strokes
 
 # Stroke attribution renders one mask per stroke and a timeline explains one image per stroke:
 # drawings with more strokes are refused (a person's sketch has a few dozen at most).
 MAX_EXPLAINED_STROKES = 128
 ClassChoice = int | str | None
 CLASS_CHOICE_DESCRIPTION = "A class by index or by name; default one of the top two."
-
-
-def check_method(method: str | None) -> str | None:
-    """A known CAM method name in lower case, or None for the server's default.
-
-    Raises:
-        ValueError: for an unknown method (reported as 422).
-    """
-    if method is not None and method.lower() not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    return None if method is None else method.lower()
-
-
-class MethodChoice(BaseModel):
-    """The Grad-CAM variant and target layer (defaults: the server's)."""
-
-    method: str | None = Field(
-        default=None, description=f"One of {', '.join(METHODS)}; default gradcam."
-    )
-    layer: str | None = Field(
-        default=None, description="Target layer name; default the model's last spatial layer."
-    )
-
-    @field_validator("method")
-    @classmethod
-    def _known_method(cls, method: str | None) -> str | None:
-        return check_method(method)
 
 
 class StrokesRequest(MethodChoice):

@@ -33,8 +33,8 @@ class SketchInput(BaseModel):
         return self
 
 
-class CamOptions(SketchInput):
-    """A sketch plus the Grad-CAM variant and target layer to use."""
+class MethodChoice(BaseModel):
+    """The Grad-CAM variant and target layer (defaults: the server's)."""
 
     method: str | None = Field(
         default=None, description=f"One of {', '.join(METHODS)}; default gradcam."
@@ -49,6 +49,10 @@ class CamOptions(SketchInput):
         if method is not None and method.lower() not in METHODS:
             raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
         return None if method is None else method.lower()
+
+
+class CamOptions(SketchInput, MethodChoice):
+    """A sketch plus the Grad-CAM variant and target layer to use."""
 
 
 class PredictRequest(SketchInput):
