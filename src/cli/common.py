@@ -150,16 +150,14 @@ def load_engine(args: argparse.Namespace, labels: LabelMap | None = None) -> Eng
         LabelMappingError, ModelLoadError, LayerNotFoundError: with the fix in the message.
     """
     from src.inference.predictor import Predictor
-    from src.models.io import check_sketch_input, load_model
     from src.visualization.gradcam import GradCAM
 
+    # Labels first: a bad mapping is reported before the slow model load.
     labels = labels if labels is not None else load_labels(args)
-    model = load_model(args.model)
-    check_sketch_input(model)
-    # Predictor checks that the model's outputs match the label count.
-    predictor = Predictor(model, labels)
-    gradcam = GradCAM(model, layer_name=args.layer, method=args.method or DEFAULT_METHOD)
-    return Engine(Path(args.model), model, labels, predictor, gradcam)
+    # Predictor checks the input shape and that the model's outputs match the label count.
+    predictor = Predictor.from_files(args.model, labels)
+    gradcam = GradCAM(predictor.model, layer_name=args.layer, method=args.method or DEFAULT_METHOD)
+    return Engine(Path(args.model), predictor.model, labels, predictor, gradcam)
 
 
 def prepare_output_dir(path: str | Path) -> Path:

@@ -96,10 +96,7 @@ def render_strokes(
     Raises:
         InvalidImageError: if the strokes are malformed (see ``validate_strokes``).
     """
-    if size < 4:
-        raise ValueError(f"size must be at least 4 pixels, got {size}")
-    arrays = validate_strokes(strokes)
-    layout = _layout(arrays, size, line_width, margin)
+    arrays, layout = _validated_layout(strokes, size, line_width, margin)
     return _draw(arrays, layout, size)
 
 
@@ -126,11 +123,18 @@ def render_stroke_masks(
     Raises:
         InvalidImageError: if the strokes are malformed (see ``validate_strokes``).
     """
+    arrays, layout = _validated_layout(strokes, size, line_width, margin)
+    return np.stack([_draw([points], layout, size) for points in arrays])
+
+
+def _validated_layout(
+    strokes: object, size: int, line_width: float, margin: float
+) -> tuple[list[np.ndarray], tuple[np.ndarray, float, np.ndarray, float]]:
+    """Validate strokes and fit the whole drawing's frame (shared by both renderers)."""
     if size < 4:
         raise ValueError(f"size must be at least 4 pixels, got {size}")
     arrays = validate_strokes(strokes)
-    layout = _layout(arrays, size, line_width, margin)
-    return np.stack([_draw([points], layout, size) for points in arrays])
+    return arrays, _layout(arrays, size, line_width, margin)
 
 
 def _layout(

@@ -74,13 +74,18 @@ class Predictor:
         )
 
     @classmethod
-    def from_files(cls, model_path: str | Path, labels_path: str | Path) -> Predictor:
-        """Load a model (``src.models.io.load_model``) and its label mapping."""
+    def from_files(cls, model_path: str | Path, labels: LabelMap | str | Path) -> Predictor:
+        """Load a sketch model (``src.models.io.load_model``) with its label mapping.
+
+        Args:
+            model_path: ``.h5`` or ``.keras`` file taking (64, 64, 1) sketches.
+            labels: a loaded LabelMap, or the path of its JSON file.
+        """
         from src.models.io import check_sketch_input, load_model
 
         model = load_model(model_path)
-        check_sketch_input(model)
-        return cls(model, LabelMap.load(labels_path))
+        check_sketch_input(model, source=model_path)
+        return cls(model, labels if isinstance(labels, LabelMap) else LabelMap.load(labels))
 
     def probabilities(self, images: Any) -> np.ndarray:
         """Output probabilities (N, C) for (N, H, W, 1) inputs (single images accepted)."""

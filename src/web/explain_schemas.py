@@ -6,7 +6,13 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from src.web.schemas import STROKES_DESCRIPTION, MethodChoice, SketchInput, Strokes
+from src.web.schemas import (
+    STROKES_DESCRIPTION,
+    ClassScore,
+    MethodChoice,
+    SketchInput,
+    Strokes,
+)
 
 # Stroke attribution renders one mask per stroke and a timeline explains one image per stroke:
 # drawings with more strokes are refused (a person's sketch has a few dozen at most).
@@ -46,15 +52,9 @@ class StrokeImportance(BaseModel):
     mean_heat: float = Field(description="Heat averaged over the stroke's ink.")
 
 
-class ExplainStrokesResponse(BaseModel):
+class ExplainStrokesResponse(ClassScore):
     """Per-stroke importance for one class."""
 
-    success: Literal[True] = True
-    class_name: str
-    class_index: int
-    confidence: float = Field(description="The model's probability for this class.")
-    predicted_class: str
-    predicted_confidence: float
     strokes: list[StrokeImportance]
     stroke_image: str = Field(
         description="PNG data URL: the strokes coloured by importance (jet: red most)."

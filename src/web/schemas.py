@@ -114,8 +114,8 @@ class GradcamResponse(PredictResponse, CamImages):
     """``POST /predict_with_gradcam``: exactly what the spec's fetch example reads, and more."""
 
 
-class AnalyzeResponse(CamImages):
-    """``POST /analyze_class``."""
+class ClassScore(BaseModel):
+    """The class a map explains, its probability, and the model's own top class."""
 
     success: Literal[True] = True
     class_name: str
@@ -123,6 +123,10 @@ class AnalyzeResponse(CamImages):
     confidence: float = Field(description="The model's probability for this class.")
     predicted_class: str
     predicted_confidence: float
+
+
+class AnalyzeResponse(CamImages, ClassScore):
+    """``POST /analyze_class``."""
 
 
 class ClassesResponse(BaseModel):
