@@ -18,6 +18,7 @@ import numpy as np
 
 from src.data.preprocess import to_batch
 from src.errors import InvalidImageError, SketchError, UnknownClassError
+from src.visualization.score_cam import score_cam_maps
 from src.visualization.target_layers import (
     describe_layers,
     list_conv_layers,
@@ -198,7 +199,9 @@ class GradCAM:
             activations, chosen, outputs = (
                 tensor.numpy() for tensor in self._explain_graph(batch, targets)
             )
-            raw = self._score_cam(batch, activations, chosen)
+            raw = score_cam_maps(
+                self._scores_graph, batch, activations, chosen, self.score_cam_batch_size
+            )
             heatmaps = self._normalise(raw, batch.shape[1:3])
         else:
             raw, heatmaps, chosen, outputs = (
@@ -218,40 +221,6 @@ class GradCAM:
         from src.visualization.cam_methods import normalise
 
         return np.asarray(normalise(raw.astype(np.float32), tuple(size)))
-
-    def _score_cam(
-        self, batch: np.ndarray, activations: np.ndarray, targets: np.ndarray
-    ) -> np.ndarray:
-        """Score-CAM: weight each channel by the class logit of the image masked by that channel."""
-        import tensorflow as tf
-
-        channels = activations.shape[-1]
-        upsampled = tf.image.resize(activations, batch.shape[1:3], method="bilinear").numpy()
-        low = upsampled.min(axis=(1, 2), keepdims=True)
-        high = upsampled.max(axis=(1, 2), keepdims=True)
-        # Each channel, scaled to [0, 1], becomes a soft mask over the input.
-        masks = (upsampled - low) / np.where(high - low > 0, high - low, 1.0)
-        raw_maps = []
-        for index in range(len(batch)):
-            masked = batch[index][np.newaxis] * np.moveaxis(masks[index], -1, 0)[..., np.newaxis]
-            scores = np.concatenate(
-                [
-                    self._scores_graph(
-                        masked[start : start + self.score_cam_batch_size],
-                        np.full(
-                            len(masked[start : start + self.score_cam_batch_size]),
-                            targets[index],
-                            np.int64,
-                        ),
-                    ).numpy()
-                    for start in range(0, channels, self.score_cam_batch_size)
-                ]
-            )
-            # A softmax over the channels' scores turns them into weights that sum to one.
-            weights = np.exp(scores - scores.max())
-            weights /= weights.sum()
-            raw_maps.append(np.tensordot(activations[index], weights, axes=([-1], [0])))
-        return np.stack(raw_maps).astype(np.float32)
 
     def _class_index_array(self, class_indices: Any, count: int) -> np.ndarray:
         """Normalise the class_indices argument to an int64 array of length ``count``."""
