@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,11 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image
 
 from tests.conftest import TINY_CLASSES, draw_square_strokes
+from tests.test_web_api import decode_png
 
-DATA_URL = "data:image/png;base64,"
 MAP_FIELDS = {"centroid", "spread", "ink_share", "grid"}
 
 
@@ -26,14 +23,6 @@ def three_strokes() -> list[list[list[int]]]:
         [[200, 10, 10], [200, 200, 10]],
         [[10, 200], [10, 200]],
     ]
-
-
-def png_pixels(data_url: str) -> np.ndarray:
-    """The pixels of a ``data:image/png;base64,`` URL."""
-    assert data_url.startswith(DATA_URL)
-    image = Image.open(io.BytesIO(base64.b64decode(data_url[len(DATA_URL) :])))
-    assert image.format == "PNG"
-    return np.asarray(image)
 
 
 def start_client(settings: object) -> TestClient:
@@ -77,10 +66,10 @@ def test_explain_strokes_scores_every_stroke(client: TestClient) -> None:
     assert sum(shares) == pytest.approx(1.0, abs=1e-3) or sum(shares) == 0
     top = min(strokes, key=lambda stroke: stroke["rank"])
     assert top["mass"] == max(stroke["mass"] for stroke in strokes)
-    picture = png_pixels(data["stroke_image"])
+    picture = decode_png(data["stroke_image"])
     assert picture.shape == (192, 192, 3)
     assert (picture < 250).any(), "the strokes should be drawn"
-    assert png_pixels(data["gradcam_overlay"]).shape[:2] == (64, 64)
+    assert decode_png(data["gradcam_overlay"]).shape[:2] == (64, 64)
     assert data["method"] == "gradcam" and data["layer"]
 
 
@@ -106,7 +95,7 @@ def test_timeline_has_one_step_per_stroke(client: TestClient) -> None:
         assert step["predicted"] in TINY_CLASSES
         assert len(step["top"]) == 2 and step["top"][0]["class_name"] == step["predicted"]
         assert 0.0 <= step["confidence"] <= 1.0
-        assert png_pixels(step["gradcam_overlay"]).shape == (64, 64, 3)
+        assert decode_png(step["gradcam_overlay"]).shape == (64, 64, 3)
     assert data["final_class"] == steps[-1]["predicted"]
     assert 1 <= data["settled_after_strokes"] <= 3
     # The last step is the whole drawing: it agrees with /predict on the same strokes.
@@ -130,7 +119,7 @@ def test_compare_defaults_to_the_top_two(client: TestClient) -> None:
     assert data["class_b"]["confidence"] == pytest.approx(ranking[1]["probability"], abs=1e-4)
     assert data["logit_margin"] >= 0
     for key in ("contrast_heatmap", "contrast_overlay", "against_heatmap", "against_overlay"):
-        assert png_pixels(data[key]).shape == (64, 64, 3)
+        assert decode_png(data[key]).shape == (64, 64, 3)
 
 
 def test_compare_chosen_classes_by_name_and_index(client: TestClient) -> None:
