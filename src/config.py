@@ -49,6 +49,9 @@ class TrainConfig:
     test_fraction: float = 0.1
     # Strokes of classes that also have rasters are held out whole (the cross-domain check).
     holdout_cross_domain: bool = True
+    # Of those strokes, the percentage (chosen by a hash of key_id) that joins training; the rest
+    # stays held out as the cross-domain measurement. 0 holds them all out.
+    cross_domain_train_percent: int = 50
     # Processes for pre-rendering strokes, and threads feeding augmented batches.
     workers: int = 2
     # Stop after the epoch that crosses this many minutes of fitting (0 = no limit).

@@ -59,9 +59,15 @@ def test_short_training_run_learns(tiny_data: Path, tmp_path: Path) -> None:
     assert result.model_path.is_file()
     assert json.loads(config.labels_path.read_text()) == {"0": "h", "1": "v", "2": "plus"}
     card = json.loads(result.card_path.read_text())
-    # "plus" has bitmaps, so its 40 stroke drawings are the held-out cross-domain set.
-    assert card["counts"]["plus"]["strokes"] == {"cross_domain": 40}
-    assert card["cross_domain"]["strokes_count"] == 40
+    # "plus" has bitmaps: its 40 stroke drawings are split by key_id hash into training and the
+    # held-out cross-domain set; training strokes whose bitmap twin is in validation/test are skipped.
+    strokes = card["counts"]["plus"]["strokes"]
+    assert sum(strokes.values()) == 40
+    assert (
+        strokes["cross_domain"] > 0
+        and strokes["train"] + strokes["skipped_twin_in_validation_or_test"] > 0
+    )
+    assert card["cross_domain"]["strokes_count"] == strokes["cross_domain"]
     assert card["classes"] == ["h", "v", "plus"]
 
 
@@ -98,3 +104,35 @@ def test_augment_keeps_shape_range_and_most_ink() -> None:
         assert 0.0 <= out.min() and out.max() <= 1.0
         # Jitter moves and scales by a few percent: the ink mass stays within a factor of two.
         assert 0.5 * image.sum() < out.sum() < 2.5 * image.sum()
+
+
+def test_cross_domain_split_is_by_key_id_and_keeps_twins_apart(tiny_data: Path) -> None:
+    from src.training.dataset import find_bitmap_twins, joins_training, load_training_data
+
+    drawings = [Drawing("plus", [[[0, 9], [0, 9]]], str(i)) for i in range(200)]
+    chosen = [joins_training(drawing, 50) for drawing in drawings]
+    assert 70 < sum(chosen) < 130
+    assert chosen == [joins_training(drawing, 50) for drawing in drawings]
+    assert not any(joins_training(drawing, 0) for drawing in drawings)
+
+    rng = np.random.default_rng(1)
+    rasters = (rng.random((5, 64, 64)) * 255).astype(np.uint8)
+    strokes = np.stack([rasters[3], (rng.random((64, 64)) * 255).astype(np.uint8)])
+    assert find_bitmap_twins(strokes, rasters).tolist() == [3, -1]
+
+    def config(percent: int) -> TrainConfig:
+        return TrainConfig(
+            bitmap_dir=tiny_data / "bitmaps",
+            strokes_dir=tiny_data / "strokes",
+            classes=("h", "plus"),
+            cross_domain_train_percent=percent,
+        )
+
+    held_out = load_training_data(config(0), render_variants=False)
+    assert held_out.counts["plus"]["strokes"]["cross_domain"] == 40
+    assert len(held_out.cross_domain.labels) == 40
+    split = load_training_data(config(50), render_variants=False)
+    plus = split.counts["plus"]
+    # The test split of the rasters does not depend on the stroke split.
+    assert plus["bitmap"]["test"] == held_out.counts["plus"]["bitmap"]["test"]
+    assert plus["strokes"]["cross_domain"] == len(split.cross_domain.labels) < 40

@@ -3,13 +3,21 @@
 Rasters (numpy_bitmap rows, image files) go through ``to_model_input`` once and are stored as
 uint8 64x64. Stroke drawings are kept as vectors and pre-rendered in several random variants
 (stroke dropout, line width, Google's 28x28 look or a direct 64x64 render), because stroke
-augmentation needs the vectors and rendering every epoch would starve a GPU. Strokes of classes
-that also have rasters are held out whole as the cross-domain set: they measure whether the
-model recognises a drawing's shape whatever its look.
+augmentation needs the vectors and rendering every epoch would starve a GPU.
+
+Strokes of classes that also have rasters are split by a hash of their key_id: a share
+(``cross_domain_train_percent``) joins training, so that the stroke look stops being a cue for
+the stroke-only classes, and the rest is held out as the cross-domain set, which measures whether
+the model recognises a drawing's shape whatever its look. Google's bitmaps and strokes overlap
+(bitmap position i is stroke line i), so each stroke's bitmap twin is found by image similarity:
+the twins of held-out strokes are kept out of training, and a training-half stroke whose twin is
+in validation or test is skipped, so neither the test split nor the cross-domain set leaks.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 from collections import Counter
@@ -21,7 +29,7 @@ import numpy as np
 
 from src.config import TrainConfig
 from src.data.preprocess import strokes_to_model_input, to_model_input
-from src.data.quickdraw import load_bitmaps, read_image_folder, read_ndjson
+from src.data.quickdraw import Drawing, load_bitmaps, read_image_folder, read_ndjson
 from src.errors import DataFormatError
 from src.training.augment import render_augmented_strokes
 
@@ -30,6 +38,13 @@ logger = logging.getLogger(__name__)
 # Random renderings kept per stroke drawing; each epoch picks one of them.
 STROKE_VARIANTS = 4
 TRAIN, VALIDATION, TEST = "train", "validation", "test"
+CROSS_DOMAIN = "cross_domain"
+# A stroke drawing's bitmap twin is its most similar raster if the correlation reaches this
+# (true twins score 0.7-0.98 on the real data; the conservative side only drops a few items).
+TWIN_MIN_SIMILARITY = 0.6
+# Training strokes of raster classes are few next to their rasters; each is queued this many
+# times (different random renderings) so the stroke look is common in every class.
+RASTER_CLASS_STROKE_REPEATS = 4
 
 
 @dataclass
@@ -103,14 +118,46 @@ def _load_rasters(config: TrainConfig, class_name: str) -> tuple[list[np.ndarray
     return [], ""
 
 
-def _load_strokes(config: TrainConfig, class_name: str) -> list[list]:
+def _load_strokes(config: TrainConfig, class_name: str) -> list[Drawing]:
     """The stroke drawings of one class from ``strokes_dir/<class>.ndjson`` (may be empty)."""
     if config.strokes_dir is None:
         return []
     file = Path(config.strokes_dir) / f"{class_name}.ndjson"
     if not file.is_file():
         return []
-    return [drawing.strokes for drawing in read_ndjson(file)]
+    return list(read_ndjson(file))
+
+
+def joins_training(drawing: Drawing, percent: int) -> bool:
+    """Whether a stroke drawing of a raster class joins training (else it is held out).
+
+    Depends only on the drawing's identity: ``sha256("sketchcam-cross-domain:" + key_id)``
+    (the strokes' compact JSON when there is no key_id), first 8 hex digits, modulo 100,
+    below ``percent``.
+    """
+    identity = drawing.key_id or json.dumps(drawing.strokes, separators=(",", ":"))
+    digest = hashlib.sha256(("sketchcam-cross-domain:" + identity).encode()).hexdigest()
+    return int(digest[:8], 16) % 100 < percent
+
+
+def find_bitmap_twins(strokes: np.ndarray, rasters: np.ndarray) -> np.ndarray:
+    """For each stroke model input, the index of its raster twin, or -1 when there is none.
+
+    Both arguments are uint8 (N, 64, 64) model inputs; the twin is the raster with the highest
+    Pearson correlation if it reaches ``TWIN_MIN_SIMILARITY``.
+    """
+    if len(strokes) == 0 or len(rasters) == 0:
+        return np.full(len(strokes), -1, np.int64)
+
+    def normalised(images: np.ndarray) -> np.ndarray:
+        flat = images.reshape(len(images), -1).astype(np.float32)
+        flat -= flat.mean(axis=1, keepdims=True)
+        return flat / np.maximum(np.linalg.norm(flat, axis=1, keepdims=True), 1e-6)
+
+    similarity = normalised(strokes) @ normalised(rasters).T
+    best = similarity.argmax(axis=1)
+    found = similarity[np.arange(len(strokes)), best] >= TWIN_MIN_SIMILARITY
+    return np.where(found, best, -1).astype(np.int64)
 
 
 def _render_variants(job: tuple[list, int]) -> np.ndarray:
@@ -147,11 +194,53 @@ class _Collector:
 
     def add_rasters(self, rasters: list, label: int, key: str, source: str) -> dict[str, int]:
         """Split rasters and store their model inputs; returns the count per split."""
+        images = [_to_uint8(to_model_input(raster)) for raster in rasters]
         parts = _split_indices(len(rasters), self.config, key)
         for split, indices in parts.items():
-            images = [_to_uint8(to_model_input(rasters[index])) for index in indices]
-            self.add(split, images, label, source)
+            self.add(split, [images[index] for index in indices], label, source)
         return {name: len(indices) for name, indices in parts.items()}
+
+    def add_rasters_and_strokes(
+        self, rasters: list, drawings: list, label: int, key: str, source: str
+    ) -> dict[str, dict[str, int]]:
+        """A class with both: rasters split as usual, strokes by key_id hash, twins kept apart."""
+        images = [_to_uint8(to_model_input(raster)) for raster in rasters]
+        parts = _split_indices(len(rasters), self.config, key)
+        split_of = np.empty(len(rasters), dtype=object)
+        for split, indices in parts.items():
+            split_of[indices] = split
+        stroke_images = [_to_uint8(strokes_to_model_input(d.strokes)) for d in drawings]
+        twins = find_bitmap_twins(np.stack(stroke_images), np.stack(images))
+        excluded: set[int] = set()
+        train_strokes, held_out, skipped = [], [], 0
+        for drawing, image, twin in zip(drawings, stroke_images, twins, strict=True):
+            if not joins_training(drawing, self.config.cross_domain_train_percent):
+                held_out.append(image)
+                if twin >= 0:
+                    excluded.add(int(twin))
+            elif twin >= 0 and split_of[twin] != TRAIN:
+                skipped += 1
+            else:
+                train_strokes.append(drawing.strokes)
+        parts[TRAIN] = np.asarray([i for i in parts[TRAIN] if int(i) not in excluded], np.int64)
+        for split, indices in parts.items():
+            self.add(split, [images[index] for index in indices], label, source)
+        self.add(CROSS_DOMAIN, held_out, label, "strokes")
+        self.queue_train_strokes(train_strokes * RASTER_CLASS_STROKE_REPEATS, label)
+        raster_counts = {name: len(indices) for name, indices in parts.items()}
+        raster_counts["excluded_twins_of_cross_domain"] = int(
+            sum(split_of[i] == TRAIN for i in excluded)
+        )
+        stroke_counts = {CROSS_DOMAIN: len(held_out), TRAIN: len(train_strokes)}
+        stroke_counts["skipped_twin_in_validation_or_test"] = skipped
+        return {source: raster_counts, "strokes": stroke_counts}
+
+    def queue_train_strokes(self, strokes: list, label: int) -> None:
+        """Queue training drawings for random pre-rendered variants."""
+        for drawing in strokes:
+            seed = self.config.seed * 1_000_003 + len(self.stroke_jobs)
+            self.stroke_jobs.append((drawing, seed))
+            self.stroke_labels.append(label)
 
     def add_strokes(self, strokes: list, label: int, key: str) -> dict[str, int]:
         """Split drawings: validation and test rendered as at inference, train queued for variants."""
@@ -159,10 +248,7 @@ class _Collector:
         for split in (VALIDATION, TEST):
             images = [_to_uint8(strokes_to_model_input(strokes[i])) for i in parts[split]]
             self.add(split, images, label, "strokes")
-        for index in parts[TRAIN]:
-            seed = self.config.seed * 1_000_003 + len(self.stroke_jobs)
-            self.stroke_jobs.append((strokes[index], seed))
-            self.stroke_labels.append(label)
+        self.queue_train_strokes([strokes[index] for index in parts[TRAIN]], label)
         return {name: len(indices) for name, indices in parts.items()}
 
     def build(self, split: str) -> Split:
@@ -184,14 +270,13 @@ def _add_class(collector: _Collector, label: int, class_name: str) -> dict[str, 
     counts: dict[str, dict[str, int]] = {}
     if rasters:
         rasters = _cap(rasters, config, class_name)
-        key = f"{class_name}/{raster_source}"
-        counts[raster_source] = collector.add_rasters(rasters, label, key, raster_source)
+    key = f"{class_name}/{raster_source}"
     if strokes and rasters and config.holdout_cross_domain:
-        images = [_to_uint8(strokes_to_model_input(drawing)) for drawing in strokes]
-        collector.add("cross_domain", images, label, "strokes")
-        counts["strokes"] = {"cross_domain": len(strokes)}
-    elif strokes:
-        strokes = _cap(strokes, config, class_name)
+        return collector.add_rasters_and_strokes(rasters, strokes, label, key, raster_source)
+    if rasters:
+        counts[raster_source] = collector.add_rasters(rasters, label, key, raster_source)
+    if strokes:
+        strokes = _cap([drawing.strokes for drawing in strokes], config, class_name)
         counts["strokes"] = collector.add_strokes(strokes, label, f"{class_name}/strokes")
     return counts
 
@@ -223,7 +308,7 @@ def load_training_data(
         train_stroke_labels=np.asarray(collector.stroke_labels if jobs else [], np.int32),
         validation=collector.build(VALIDATION),
         test=collector.build(TEST),
-        cross_domain=collector.build("cross_domain"),
+        cross_domain=collector.build(CROSS_DOMAIN),
         counts=counts,
     )
 

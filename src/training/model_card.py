@@ -54,7 +54,9 @@ def _figures(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float |
     }
 
 
-def _cross_domain(model, data: SketchData, test_probabilities: np.ndarray) -> dict:  # type: ignore[no-untyped-def]
+def _cross_domain(  # type: ignore[no-untyped-def]
+    model, data: SketchData, config: TrainConfig, test_probabilities: np.ndarray
+) -> dict:
     """Held-out strokes of the raster classes vs the held-out rasters of the same classes."""
     cross = data.cross_domain
     if len(cross.labels) == 0:
@@ -65,9 +67,14 @@ def _cross_domain(model, data: SketchData, test_probabilities: np.ndarray) -> di
     result = summarise(probabilities, cross.labels, data.class_names)
     return {
         "description": (
-            "All stroke drawings of the classes that have bitmaps were held out of training and "
-            "rendered with strokes_to_model_input; compared with the held-out test bitmaps of "
-            "the same classes. Near-equal figures mean the model reads shape, not look."
+            f"The stroke drawings of the classes that have bitmaps are split by "
+            f"sha256('sketchcam-cross-domain:' + key_id): {config.cross_domain_train_percent}% "
+            "join training (so the stroke look is no cue for the stroke-only classes), the rest "
+            "are held out here, rendered with strokes_to_model_input, and compared with the "
+            "held-out test bitmaps of the same classes. The bitmap twin of each stroke drawing "
+            "(Google's bitmap i is stroke line i; found by image correlation) is kept out of "
+            "training when the stroke is held out, and a training-half stroke whose twin is in "
+            "validation or test is skipped. Near-equal figures mean the model reads shape, not look."
         ),
         "strokes_count": int(len(cross.labels)),
         "strokes_top1": result["top1"],
@@ -105,7 +112,7 @@ def build_model_card(  # type: ignore[no-untyped-def]
             "test_by_source": by_source,
             "test_per_class_top1": test_summary["per_class_top1"],
         },
-        "cross_domain": _cross_domain(model, data, test),
+        "cross_domain": _cross_domain(model, data, config, test),
         "most_confused_pairs": most_confused_pairs(
             np.asarray(test_summary["confusion_matrix"]), data.class_names
         ),

@@ -50,6 +50,8 @@ def _validate(config: TrainConfig) -> None:
         raise ValueError("give at least one of --bitmap_dir, --strokes_dir, --images_dir")
     if config.epochs < 1 or config.batch_size < 1:
         raise ValueError("--epochs and --batch_size must be positive")
+    if not 0 <= config.cross_domain_train_percent <= 100:
+        raise ValueError("--cross_domain_train_percent must be between 0 and 100")
     if not 0 <= config.validation_fraction + config.test_fraction < 1:
         raise ValueError("validation and test fractions must add up to less than 1")
 
@@ -249,6 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="train on strokes of classes that also have bitmaps",
     )
+    parser.add_argument(
+        "--cross_domain_train_percent",
+        type=int,
+        default=defaults.cross_domain_train_percent,
+        help="percent of the strokes of bitmap classes (by key_id hash) that join training",
+    )
     return parser
 
 
@@ -274,6 +282,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         max_minutes=args.max_minutes,
         init_model=args.init_model,
         holdout_cross_domain=not args.no_cross_domain_holdout,
+        cross_domain_train_percent=args.cross_domain_train_percent,
     )
 
 
