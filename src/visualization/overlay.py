@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 from typing import Any
 
@@ -25,6 +26,23 @@ def heatmap_to_rgb(heatmap: Any, colormap: str = DEFAULT_COLORMAP) -> np.ndarray
     Raises:
         ValueError: for an unknown colormap name.
     """
+    table = _colour_table(colormap)
+    values = np.clip(np.nan_to_num(np.asarray(heatmap, dtype=np.float32)), 0.0, 1.0)
+    # The colormap's own float lookup (matplotlib's Colormap.__call__): entry int(value * N),
+    # with 1.0 in the last entry. Indexing a cached uint8 table gives the same colours without
+    # building a float RGBA image per call, which cost more than the PNG encoding.
+    indices = (values * len(table)).astype(np.intp)
+    np.minimum(indices, len(table) - 1, out=indices)
+    return table[indices]
+
+
+@functools.lru_cache(maxsize=32)
+def _colour_table(colormap: str) -> np.ndarray:
+    """A matplotlib colormap's entries as uint8 RGB (N, 3), rounded as ``heatmap_to_rgb`` shows them.
+
+    Raises:
+        ValueError: for an unknown colormap name.
+    """
     import matplotlib
 
     try:
@@ -33,8 +51,9 @@ def heatmap_to_rgb(heatmap: Any, colormap: str = DEFAULT_COLORMAP) -> np.ndarray
         raise ValueError(
             f"unknown colormap {colormap!r}; try jet, viridis, inferno or turbo"
         ) from error
-    values = np.clip(np.nan_to_num(np.asarray(heatmap, dtype=np.float32)), 0.0, 1.0)
-    return (cmap(values)[..., :3] * 255).round().astype(np.uint8)
+    table = (cmap(np.arange(cmap.N))[:, :3] * 255).round().astype(np.uint8)
+    table.setflags(write=False)  # shared between calls through the cache
+    return table
 
 
 def overlay_heatmap(
@@ -54,7 +73,8 @@ def overlay_heatmap(
     colours = heatmap_to_rgb(heatmap, colormap).astype(np.float32)
     if colours.shape[:2] != paper.shape:
         raise ValueError(f"heatmap {colours.shape[:2]} and image {paper.shape} differ in size")
-    sketch_rgb = np.repeat(paper[..., np.newaxis] * 255.0, 3, axis=-1)
+    # Broadcast over the colour channels rather than repeating the sketch three times.
+    sketch_rgb = (paper * 255.0)[..., np.newaxis]
     return ((1.0 - alpha) * sketch_rgb + alpha * colours).round().astype(np.uint8)
 
 
