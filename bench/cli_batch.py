@@ -65,16 +65,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--batch_size", "--batch-size", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
+    parser.add_argument("--workers", type=int, default=None, help="default: the CLI's default")
     parser.add_argument("--model", type=Path, default=None, help="default: untrained build_cnn")
     parser.add_argument("--labels", type=Path, default=None)
     args = parser.parse_args(argv)
 
     from src.cli.batch_inputs import discover_inputs
-    from src.cli.commands.batch import BatchOptions, run_batch
+    from src.cli.commands.batch import BatchOptions, default_workers, run_batch
     from src.cli.common import load_engine
     from src.data.labels import LabelMap
     from src.data.preprocess import image_file_to_model_input
+
+    args.workers = args.workers or default_workers()
 
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from src.cli.exit_status import ExitStatus
 from src.cli.gradcam_analysis import main
@@ -217,6 +218,49 @@ def test_spec_batch_command_finishes_despite_a_corrupt_file(
     assert [row["status"] for row in rows].count("failed") == 1
     check_report_links(output, summary)
     assert no_partial_files(output)
+    # The matrix is a table in the report; its matplotlib figure is opt-in (--confusion_figure).
+    assert "Confusion matrix" in (output / "report.html").read_text()
+    assert not (output / "confusion_matrix.png").exists()
+
+
+def test_batch_mean_maps_and_optional_confusion_figure(
+    sketch_model_path: Path, sketch_labels_path: Path, sketch_model_dir: Path, tmp_path: Path
+) -> None:
+    """Mean maps equal the per-class means of the engine's maps, over chunks of any size."""
+    import keras
+
+    from src.visualization.gradcam import GradCAM
+    from src.visualization.overlay import overlay_heatmap
+
+    output = tmp_path / "out"
+    status = main(
+        [
+            *engine_args(sketch_model_path, sketch_labels_path, output),
+            "batch", "--images_dir", str(sketch_model_dir / "sketches"),
+            "--batch_size", "3", "--workers", "2", "--confusion_figure",
+        ]
+    )  # fmt: skip
+    assert status == ExitStatus.SUCCESS
+    summary = json.loads((output / "batch_summary.json").read_text())
+    assert summary["class_metrics"]["confusion_matrix"]["figure"] == "confusion_matrix.png"
+    assert (output / "confusion_matrix.png").is_file()
+    check_report_links(output, summary)
+
+    model = keras.models.load_model(sketch_model_path, compile=False)
+    sources = [record["source"] for record in summary["images"]]
+    images = np.stack(
+        [image_file_to_model_input(sketch_model_dir / "sketches" / source) for source in sources]
+    )
+    heatmaps = GradCAM(model).explain(images).heatmaps
+    predicted = np.array([record["predicted_class_index"] for record in summary["images"]])
+    for name, entry in summary["mean_maps"].items():
+        rows = predicted == TINY_CLASSES.index(name)
+        assert entry["count"] == rows.sum()
+        expected = overlay_heatmap(images[rows].mean(axis=0), heatmaps[rows].mean(axis=0))
+        with Image.open(output / entry["file"]) as written:
+            pixels = np.asarray(written.convert("RGB")).astype(int)
+        # Written at twice the size (nearest neighbour); float sums may round one level apart.
+        assert np.abs(pixels[::2, ::2] - expected).max() <= 1
 
 
 def check_report_links(output: Path, summary: dict) -> None:  # type: ignore[type-arg]

@@ -73,11 +73,11 @@ class _MeanMap:
         self.image_sum = np.zeros(shape, np.float64)
         self.count = 0
 
-    def add(self, image: np.ndarray, heatmap: np.ndarray) -> None:
-        """Add one image and its map."""
-        self.heatmap_sum += heatmap
-        self.image_sum += image.reshape(heatmap.shape)
-        self.count += 1
+    def add(self, images: np.ndarray, heatmaps: np.ndarray) -> None:
+        """Add a group of images (N, H, W[, 1]) and their maps (N, H, W)."""
+        self.heatmap_sum += heatmaps.sum(axis=0, dtype=np.float64)
+        self.image_sum += images.reshape(heatmaps.shape).sum(axis=0, dtype=np.float64)
+        self.count += len(heatmaps)
 
     def overlay_png(self, alpha: float, colormap: str) -> bytes:
         """The mean map over the mean sketch, enlarged for the report."""
@@ -99,19 +99,23 @@ class BatchAccumulator:
         self.by_predicted: dict[int, _MeanMap] = {}
         self.by_pair: dict[tuple[str, str], _MeanMap] = {}
 
-    def add(self, record: ImageRecord, image: np.ndarray, heatmap: np.ndarray) -> None:
-        """Add one explained input and fold its map into the means."""
-        self.records.append(record)
-        index = record.predicted_class_index
-        # Not setdefault: that would allocate two maps per image only to throw them away.
-        if index not in self.by_predicted:
-            self.by_predicted[index] = _MeanMap(self.image_shape)
-        self.by_predicted[index].add(image, heatmap)
-        if record.correct is False and record.true_class is not None:
-            pair = (record.true_class, record.predicted_class)
+    def add(self, records: list[ImageRecord], images: np.ndarray, heatmaps: np.ndarray) -> None:
+        """Add explained inputs and fold their maps (N, H, W) into the means, a group at a time."""
+        self.records.extend(records)
+        predicted = np.array([record.predicted_class_index for record in records])
+        for index in np.unique(predicted).tolist():
+            if index not in self.by_predicted:
+                self.by_predicted[index] = _MeanMap(self.image_shape)
+            rows = predicted == index
+            self.by_predicted[index].add(images[rows], heatmaps[rows])
+        pairs: dict[tuple[str, str], list[int]] = {}
+        for row, record in enumerate(records):
+            if record.correct is False and record.true_class is not None:
+                pairs.setdefault((record.true_class, record.predicted_class), []).append(row)
+        for pair, rows_of_pair in pairs.items():
             if pair not in self.by_pair:
                 self.by_pair[pair] = _MeanMap(self.image_shape)
-            self.by_pair[pair].add(image, heatmap)
+            self.by_pair[pair].add(images[rows_of_pair], heatmaps[rows_of_pair])
 
     def output_failed(self, source: str, reason: str) -> None:
         """An explained input whose overlay could not be written: listed as a failure instead."""

@@ -6,7 +6,10 @@ drawings and ``.npy`` bitmaps, in any sub-folder. Outputs in the output folder:
     batch_summary.json/.csv  one entry per input, failures with their reasons
     mean_maps/*.png          the mean map per predicted class and per confused pair
     report.html              gallery, low-confidence cases, mean maps, and where sub-folders are
-                             class names: accuracy, confusion matrix, most confused pairs
+                             class names: accuracy, confusion matrix (a shaded table), most
+                             confused pairs
+    confusion_matrix.png     only with --confusion_figure: the matrix as a matplotlib figure
+                             (it costs as much as explaining ~1,000 sketches, so it is opt-in)
 An unreadable file is listed with its reason and the batch goes on; the exit code is then
 PARTIAL_FAILURE (9) instead of SUCCESS (0).
 """
@@ -56,6 +59,16 @@ CONFUSION_FIGURE = "confusion_matrix.png"
 DEFAULT_BATCH_SIZE = 64
 
 
+def default_workers() -> int:
+    """Threads for decoding and writing: half the cores (1 on 2 cores, at most 4).
+
+    TensorFlow already spreads each Grad-CAM call over every core; on 2 cores a second worker
+    thread made the batch 10-20% slower (bench/cli_batch.py), as threads fight over the CPU
+    and the interpreter lock.
+    """
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
+
+
 @dataclass(frozen=True)
 class BatchOptions:
     """How a batch runs and renders (argparse fills it from the command line)."""
@@ -64,12 +77,13 @@ class BatchOptions:
     alpha: float = 0.4
     colormap: str = "jet"
     batch_size: int = DEFAULT_BATCH_SIZE  # images per compiled Grad-CAM call
-    workers: int = 4  # threads decoding inputs and encoding PNGs while the engine runs
+    workers: int = 1  # threads decoding inputs and encoding PNGs while the engine runs
     low_confidence: float = 0.5  # below this, a case is listed as low-confidence
     progress: bool | None = None  # None: a progress bar only on a terminal
     # Overlays are saved at the model's resolution; the report enlarges them with CSS, and
     # encoding 4x the pixels would cost more than the Grad-CAM itself.
     overlay_scale: int = 1
+    confusion_figure: bool = False  # also draw confusion_matrix.png (report.html has the table)
 
 
 def register(subparsers: Any) -> None:
@@ -121,10 +135,17 @@ def register(subparsers: Any) -> None:
         help="enlarge each overlay PNG by this factor (default 1: the model's 64x64)",
     )
     parser.add_argument(
+        "--confusion_figure",
+        "--confusion-figure",
+        dest="confusion_figure",
+        action="store_true",
+        help="also write confusion_matrix.png (report.html always has the matrix as a table)",
+    )
+    parser.add_argument(
         "--workers",
         type=positive_int,
-        default=min(4, os.cpu_count() or 1),
-        help="threads for decoding and writing files",
+        default=default_workers(),
+        help="threads for decoding and writing files (default: half the cores, at most 4)",
     )
     parser.set_defaults(handler=run)
 
@@ -148,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         low_confidence=args.low_confidence,
         overlay_scale=args.overlay_scale,
+        confusion_figure=args.confusion_figure,
     )
     summary = run_batch(engine, discovery, args.images_dir, output_dir, options)
     emit(
@@ -196,15 +218,18 @@ def run_batch(
         ThreadPoolExecutor(options.workers) as pool,
         tqdm(total=len(discovery.inputs), unit="sketch", disable=hide_bar) as bar,
     ):
-        writes: list[tuple[str, Future[Any]]] = []
-        for chunk, decoded in _decoded_chunks(pool, chunks):
-            _explain_chunk(engine, chunk, decoded, accumulator, namer, pool, writes, options)
+        writes: list[Future[list[Failure]]] = []
+        for chunk, decoded in _decoded_chunks(pool, chunks, options.workers):
+            written = _explain_chunk(engine, chunk, decoded, accumulator, namer, options)
+            # One task per worker and chunk: a future per image cost more than its PNG.
+            writes.extend(
+                pool.submit(_write_overlays, part, options.overlay_scale)
+                for part in _split(written, options.workers)
+            )
             bar.update(len(chunk))
-        for source, write in writes:
-            try:
-                write.result()
-            except OSError as error:
-                accumulator.output_failed(source, f"overlay not written: {error.strerror or error}")
+        for write in writes:
+            for failure in write.result():
+                accumulator.output_failed(failure.source, failure.reason)
     mean_maps = accumulator.write_mean_maps(output_dir, options.alpha, options.colormap)
     header = {
         "images_dir": str(images_dir),
@@ -215,7 +240,7 @@ def run_batch(
         "truncated_files": discovery.truncated,
     }
     summary = build_summary(accumulator, mean_maps, header)
-    if summary["class_metrics"] is not None:
+    if options.confusion_figure and summary["class_metrics"] is not None:
         _write_confusion_figure(summary["class_metrics"]["confusion_matrix"], output_dir)
     write_summary_files(summary, output_dir)
     write_text_atomic(output_dir / "report.html", render_report(summary, options.low_confidence))
@@ -230,23 +255,37 @@ def _write_confusion_figure(confusion: dict[str, Any], output_dir: Path) -> None
     confusion["figure"] = CONFUSION_FIGURE
 
 
-def _decode(item: BatchInput) -> np.ndarray | Failure:
-    """Decode one input in a worker thread; an unreadable one becomes a Failure."""
-    try:
-        return item.load()
-    except (SketchError, OSError, ValueError) as error:
-        return Failure(item.source, " ".join(str(error).split()) or type(error).__name__)
+def _decode_all(items: list[BatchInput]) -> list[np.ndarray | Failure]:
+    """Decode inputs in a worker thread; an unreadable one becomes a Failure."""
+    decoded: list[np.ndarray | Failure] = []
+    for item in items:
+        try:
+            decoded.append(item.load())
+        except (SketchError, OSError, ValueError) as error:
+            reason = " ".join(str(error).split()) or type(error).__name__
+            decoded.append(Failure(item.source, reason))
+    return decoded
+
+
+def _split(items: list[Any], parts: int) -> list[list[Any]]:
+    """``items`` in at most ``parts`` consecutive, nearly equal, non-empty slices."""
+    size = -(-len(items) // max(parts, 1))
+    return [items[start : start + size] for start in range(0, len(items), max(size, 1))]
 
 
 def _decoded_chunks(
-    pool: ThreadPoolExecutor, chunks: list[list[BatchInput]]
+    pool: ThreadPoolExecutor, chunks: list[list[BatchInput]], workers: int
 ) -> Iterator[tuple[list[BatchInput], list[np.ndarray | Failure]]]:
     """Yield each chunk with its decoded inputs, decoding the next chunk in the background."""
-    pending = [pool.submit(_decode, item) for item in chunks[0]] if chunks else []
+
+    def submit(chunk: list[BatchInput]) -> list[Future[list[np.ndarray | Failure]]]:
+        return [pool.submit(_decode_all, part) for part in _split(chunk, workers)]
+
+    pending = submit(chunks[0]) if chunks else []
     for position, chunk in enumerate(chunks):
-        decoded = [future.result() for future in pending]
+        decoded = [array for future in pending for array in future.result()]
         if position + 1 < len(chunks):
-            pending = [pool.submit(_decode, item) for item in chunks[position + 1]]
+            pending = submit(chunks[position + 1])
         yield chunk, decoded
 
 
@@ -256,30 +295,32 @@ def _explain_chunk(
     decoded: list[np.ndarray | Failure],
     accumulator: BatchAccumulator,
     namer: OverlayNamer,
-    pool: ThreadPoolExecutor,
-    writes: list[tuple[str, Future[Any]]],
     options: BatchOptions,
-) -> None:
-    """One compiled Grad-CAM call for the chunk's readable inputs; queue their overlay PNGs."""
+) -> list[tuple[str, Path, np.ndarray]]:
+    """One compiled Grad-CAM call for the chunk's readable inputs.
+
+    Returns:
+        (source, overlay path, overlay RGB) for each readable input, to be written.
+    """
     from src.inference.predictor import rank_classes
+    from src.visualization.overlay import overlay_heatmaps
 
     readable = [
         (item, array) for item, array in zip(chunk, decoded) if not isinstance(array, Failure)
     ]
     accumulator.failures.extend(array for array in decoded if isinstance(array, Failure))
     if not readable:
-        return
+        return []
     images = np.stack([array for _, array in readable])
     result = engine.gradcam.explain(images)
-    for (item, image), heatmap, probabilities in zip(
-        readable, result.heatmaps, result.probabilities
-    ):
+    records, paths = [], []
+    for (item, _), probabilities in zip(readable, result.probabilities):
         ranked = rank_classes(probabilities, engine.labels, options.top_k)
-        overlay_path = namer.path_for(item.source)
-        accumulator.add(
+        paths.append(namer.path_for(item.source))
+        records.append(
             ImageRecord(
                 source=item.source,
-                overlay=f"{OVERLAYS_DIR}/{overlay_path.name}",
+                overlay=f"{OVERLAYS_DIR}/{paths[-1].name}",
                 true_class=item.true_class,
                 predicted_class=ranked[0].class_name,
                 predicted_class_index=ranked[0].class_index,
@@ -293,20 +334,24 @@ def _explain_chunk(
                     }
                     for entry in ranked
                 ],
-            ),
-            image,
-            heatmap,
+            )
         )
-        writes.append(
-            (item.source, pool.submit(_write_overlay, overlay_path, image, heatmap, options))
-        )
+    accumulator.add(records, images, result.heatmaps)
+    # The whole chunk's overlays in one vectorised pass; only the PNG encoding is per image.
+    overlays = overlay_heatmaps(images, result.heatmaps, options.alpha, options.colormap)
+    return [
+        (record.source, path, overlay) for record, path, overlay in zip(records, paths, overlays)
+    ]
 
 
-def _write_overlay(
-    path: Path, image: np.ndarray, heatmap: np.ndarray, options: BatchOptions
-) -> None:
-    """Render one overlay with PIL (no matplotlib figure per image) and write it atomically."""
-    from src.visualization.overlay import overlay_heatmap, to_png_bytes
+def _write_overlays(items: list[tuple[str, Path, np.ndarray]], scale: int) -> list[Failure]:
+    """Encode and write overlays atomically in a worker thread; a write error becomes a Failure."""
+    from src.visualization.overlay import to_png_bytes
 
-    overlay = overlay_heatmap(image, heatmap, options.alpha, options.colormap)
-    write_bytes_atomic(path, to_png_bytes(overlay, scale=options.overlay_scale))
+    failures = []
+    for source, path, overlay in items:
+        try:
+            write_bytes_atomic(path, to_png_bytes(overlay, scale=scale))
+        except OSError as error:
+            failures.append(Failure(source, f"overlay not written: {error.strerror or error}"))
+    return failures
