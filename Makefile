@@ -47,7 +47,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python bench/model_throughput.py
 	$(BIN)/python bench/gradcam_throughput.py
 	$(BIN)/python bench/cli_batch.py
-	$(BIN)/python bench/web_load.py
+	$(BIN)/python -m bench.web_load
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests bench scripts

@@ -1,4 +1,8 @@
-"""``python -m src.web --model_path ... --label_mapping ... --host 127.0.0.1 --port 8000``."""
+"""``python -m src.web --model_path ... --label_mapping ... --host 127.0.0.1 --port 8000``.
+
+``--workers N`` serves from N processes, each with its own model and batcher (see
+``src.web.workers``): one process's GIL cannot keep two cores busy.
+"""
 
 from __future__ import annotations
 
@@ -48,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     parser.add_argument("--port", type=int, default=8000, help="TCP port")
     parser.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="server processes, each loading the model (default 1; about one per core)",
+    )
+    parser.add_argument(
         "--log_level",
         "--log-level",
         dest="log_level",
@@ -55,6 +65,17 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["critical", "error", "warning", "info", "debug"],
     )
     return parser
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     from src.web.app import create_app
     from src.web.deps import Engine
     from src.web.settings import WebSettings
+    from src.web.workers import serve_in_processes
 
     overrides = {
         key: value
@@ -81,10 +103,17 @@ def main(argv: list[str] | None = None) -> int:
     except (SketchError, ValueError) as error:
         sys.stderr.write(f"error: cannot start the web app: {error}\n")
         return 2
-    uvicorn.run(
-        create_app(settings, engine), host=args.host, port=args.port, log_level=args.log_level
-    )
-    return 0
+    if args.workers == 1:
+        uvicorn.run(
+            create_app(settings, engine), host=args.host, port=args.port, log_level=args.log_level
+        )
+        return 0
+    # Worker processes start from an import string and read their settings from the
+    # environment; each loads its own model in the app's lifespan. The check above already
+    # turned a bad model into one line, so this copy is no longer needed.
+    engine.close()
+    os.environ.update({f"SKETCH_{key.upper()}": str(value) for key, value in overrides.items()})
+    return serve_in_processes(args.host, args.port, args.workers, args.log_level)
 
 
 if __name__ == "__main__":
