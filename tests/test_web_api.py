@@ -437,3 +437,75 @@ def test_cli_exits_non_zero_with_one_line(
     error = capsys.readouterr().err.strip()
     assert status == 2
     assert error.startswith("error: cannot start the web app:") and "\n" not in error
+
+
+def test_large_inputs_are_decoded_off_the_event_loop_with_the_same_answer(
+    sketch_model_path: Path, sketch_labels_path: Path, sketch_model_dir: Path
+) -> None:
+    """A canvas PNG is decoded on the event loop, a big one in the threadpool: same results."""
+    import keras
+
+    from src.data.preprocess import to_model_input
+    from src.web.app import create_app
+    from src.web.deps import INLINE_IMAGE_CHARACTERS
+    from src.web.settings import WebSettings
+
+    sketch = Image.open(sketch_model_dir / "sketches" / "circle" / "0.png").convert("L")
+    # The same drawing on a big canvas with faint noise that PNG cannot compress away.
+    noise = np.random.default_rng(0).integers(246, 256, size=(700, 700), dtype=np.uint8)
+    canvas = Image.fromarray(noise)
+    canvas.paste(sketch.resize((350, 350)), (175, 175))
+    big = encode(canvas)
+    assert len(big) > INLINE_IMAGE_CHARACTERS
+    small = encode(sketch)
+    assert len(small) <= INLINE_IMAGE_CHARACTERS
+    model = keras.models.load_model(sketch_model_path, compile=False)
+    settings = WebSettings(model_path=sketch_model_path, label_mapping=sketch_labels_path)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        for image, pil_image in ((big, canvas), (small, sketch)):
+            response = client.post("/predict", json={"image": image, "top_k": 3})
+            assert response.status_code == 200, response.text
+            expected = np.asarray(model.predict(to_model_input(pil_image)[np.newaxis], verbose=0))[
+                0
+            ]
+            top = response.json()["top_predictions"]
+            assert top[0]["class_index"] == int(expected.argmax())
+            for item in top:
+                assert item["probability"] == pytest.approx(expected[item["class_index"]], abs=1e-4)
+
+
+def test_a_batch_that_does_not_answer_in_time_is_503(
+    sketch_model_path: Path, sketch_labels_path: Path, square_png: str
+) -> None:
+    from src.web.app import create_app
+    from src.web.settings import WebSettings
+
+    settings = WebSettings(
+        model_path=sketch_model_path, label_mapping=sketch_labels_path, request_timeout_s=1e-6
+    )
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        for path in ("/predict_with_gradcam", "/predict"):
+            response = client.post(path, json={"image": square_png})
+            assert response.status_code == 503, response.text
+            assert response.json()["success"] is False and "busy" in response.json()["error"]
+
+
+def test_enlarged_maps_are_nearest_neighbour_copies(
+    client: TestClient, sketch_model_path: Path, sketch_labels_path: Path, square_png: str
+) -> None:
+    """``image_scale`` above the inline limit renders in the threadpool; the pixels agree."""
+    from src.web.app import create_app
+    from src.web.deps import INLINE_RENDER_SCALE
+    from src.web.settings import WebSettings
+
+    scale = INLINE_RENDER_SCALE + 2
+    settings = WebSettings(
+        model_path=sketch_model_path, label_mapping=sketch_labels_path, image_scale=scale
+    )
+    normal = client.post("/predict_with_gradcam", json={"image": square_png}).json()
+    with TestClient(create_app(settings), raise_server_exceptions=False) as enlarged_client:
+        enlarged = enlarged_client.post("/predict_with_gradcam", json={"image": square_png}).json()
+    for key in ("gradcam_heatmap", "gradcam_overlay", "input_image"):
+        small, large = decode_png(normal[key]), decode_png(enlarged[key])
+        assert large.shape[:2] == (small.shape[0] * scale, small.shape[1] * scale)
+        np.testing.assert_array_equal(large, small.repeat(scale, axis=0).repeat(scale, axis=1))

@@ -31,6 +31,11 @@ logger = logging.getLogger(__name__)
 # "data:image/png;base64," and friends, as canvas.toDataURL() and FileReader produce.
 DATA_URL_PREFIX = re.compile(r"^\s*data:[^,]{0,200}?;base64,", re.IGNORECASE)
 PREDICT_ONLY = "predict"  # batch key kind for plain classification
+# Sketches up to this size are decoded on the event loop (see ``Engine.model_input_async``):
+# a 256x256 canvas PNG is ~10,000 base64 characters, a long Quick, Draw! drawing ~1,000 points.
+INLINE_IMAGE_CHARACTERS = 200_000
+INLINE_STROKE_POINTS = 5_000
+INLINE_RENDER_SCALE = 2
 
 
 class ImageTooLargeError(InvalidImageError):
@@ -125,17 +130,41 @@ class Engine:
         self, sketch: np.ndarray, method: str | None, layer: str | None, class_index: int | None
     ) -> SketchResult:
         """Probabilities and the Grad-CAM map of ``class_index`` (None: the predicted class)."""
-        cam = self.cam(method, layer)
-        if class_index is not None:
-            self.labels.name_of(class_index)  # raises UnknownClassError before queueing
-        key = ("cam", cam, class_index is not None)
-        return self._wait(
-            self.batcher.submit(key, sketch, -1 if class_index is None else class_index)
-        )
+        return self._wait(self._submit_explain(sketch, method, layer, class_index))
+
+    async def explain_async(
+        self, sketch: np.ndarray, method: str | None, layer: str | None, class_index: int | None
+    ) -> SketchResult:
+        """``explain`` for ``async`` routes: awaits the batch instead of blocking a thread."""
+        return await self._await(self._submit_explain(sketch, method, layer, class_index))
 
     def predict(self, sketch: np.ndarray) -> SketchResult:
         """Probabilities only (no map), batched like the rest."""
         return self._wait(self.batcher.submit((PREDICT_ONLY, None, False), sketch))
+
+    async def predict_async(self, sketch: np.ndarray) -> SketchResult:
+        """``predict`` for ``async`` routes."""
+        return await self._await(self.batcher.submit((PREDICT_ONLY, None, False), sketch))
+
+    async def model_input_async(self, image: str | None, strokes: list[Any] | None) -> np.ndarray:
+        """``model_input`` for ``async`` routes: a canvas-sized sketch is decoded right on the
+        event loop, anything bigger in the threadpool.
+
+        A 256x256 canvas PNG takes ~0.4 ms to decode and preprocess, less than a trip through
+        the threadpool, and sixteen request threads fighting over the interpreter lock cost one
+        server process almost half its throughput. A phone photo takes tens of milliseconds and
+        would stall every other request, so it still goes to a thread.
+        """
+        from starlette.concurrency import run_in_threadpool
+
+        small = (
+            sum(len(stroke[0]) for stroke in strokes if stroke) <= INLINE_STROKE_POINTS
+            if strokes is not None
+            else len(image or "") <= INLINE_IMAGE_CHARACTERS
+        )
+        if small:
+            return self.model_input(image, strokes)
+        return await run_in_threadpool(self.model_input, image, strokes)
 
     def render(self, sketch: np.ndarray, heatmap: np.ndarray) -> tuple[str, str, str]:
         """(heatmap, overlay, input) as PNG data URLs, through the project's one colormap helper."""
@@ -152,6 +181,36 @@ class Engine:
             png_data_url(to_png_bytes(overlay_heatmap(sketch, heatmap), scale)),
             png_data_url(to_png_bytes(sketch_for_display(sketch), scale)),
         )
+
+    async def render_async(self, sketch: np.ndarray, heatmap: np.ndarray) -> tuple[str, str, str]:
+        """``render`` for ``async`` routes: on the event loop at the usual scales (three 64x64
+        PNGs take ~0.5 ms), in the threadpool when ``image_scale`` makes them large."""
+        from starlette.concurrency import run_in_threadpool
+
+        if self.settings.image_scale <= INLINE_RENDER_SCALE:
+            return self.render(sketch, heatmap)
+        return await run_in_threadpool(self.render, sketch, heatmap)
+
+    async def _await(self, future: Any) -> SketchResult:
+        """The batch result awaited on the event loop, or 503 like ``_wait``."""
+        import asyncio
+
+        try:
+            return await asyncio.wait_for(  # type: ignore[no-any-return]
+                asyncio.wrap_future(future), self.settings.request_timeout_s
+            )
+        except TimeoutError as error:
+            raise ServiceUnavailableError("the model is busy; retry shortly") from error
+
+    def _submit_explain(
+        self, sketch: np.ndarray, method: str | None, layer: str | None, class_index: int | None
+    ) -> Any:
+        """Queue one Grad-CAM job; unknown classes and layers fail here, before queueing."""
+        cam = self.cam(method, layer)
+        if class_index is not None:
+            self.labels.name_of(class_index)  # raises UnknownClassError before queueing
+        key = ("cam", cam, class_index is not None)
+        return self.batcher.submit(key, sketch, -1 if class_index is None else class_index)
 
     def _wait(self, future: Any) -> SketchResult:
         """The batch result, or 503 when the engine is stuck or shutting down."""
