@@ -13,6 +13,7 @@ def test_spearman_handles_ties_and_constants() -> None:
     assert spearman(np.array([1, 2, 3]), np.array([3, 2, 1])) == pytest.approx(-1.0)
     assert spearman(np.zeros(5), np.arange(5)) == 0.0
     import scipy.stats as scipy_stats  # a second, independent Spearman implementation
+
     rng = np.random.default_rng(0)
     first, second = rng.integers(0, 4, 50), rng.integers(0, 4, 50)
     expected = scipy_stats.spearmanr(first, second).statistic
