@@ -9,7 +9,8 @@ present, else a freshly built ``build_cnn``), sends the spec's ``{"image": <base
 - requests/s with 16 concurrent clients, as a ratio to the engine's batch throughput measured in
   this run (target >= 0.7). The engine figure is ``GradCAM.explain`` on batches of the server's
   batch size; a second ratio is against the whole in-process pipeline per request (decode,
-  preprocess, batched explain, three PNGs), which is what HTTP serving can at best approach.
+  preprocess, batched explain, three PNGs, in one thread and without HTTP), which is what one
+  server process can at best approach.
 
 The single client is one ``http.client`` connection. The 16 concurrent clients are keep-alive
 connections on one asyncio loop (``bench.async_client``), which costs the server's cores about a
