@@ -478,6 +478,7 @@ def test_a_batch_that_does_not_answer_in_time_is_503(
     sketch_model_path: Path, sketch_labels_path: Path, square_png: str
 ) -> None:
     from src.web.app import create_app
+    from src.web.deps import PREDICT_ONLY
     from src.web.settings import WebSettings
 
     settings = WebSettings(
@@ -488,6 +489,11 @@ def test_a_batch_that_does_not_answer_in_time_is_503(
             response = client.post(path, json={"image": square_png})
             assert response.status_code == 503, response.text
             assert response.json()["success"] is False and "busy" in response.json()["error"]
+        # The requests that gave up cancelled their jobs; the batch worker must still answer.
+        engine = client.app.state.engine  # type: ignore[attr-defined]
+        sketch = engine.model_input(square_png, None)
+        job = engine.batcher.submit((PREDICT_ONLY, None, False), sketch)
+        assert job.result(timeout=10).probabilities.shape == (len(TINY_CLASSES),)
 
 
 def test_enlarged_maps_are_nearest_neighbour_copies(

@@ -123,6 +123,12 @@ class Batcher:
 
     def _compute_group(self, key: Hashable, group: list[_Job]) -> None:
         """Run one compute call for jobs sharing a key and resolve their futures."""
+        # A waiting request that gave up (an ``async`` route's timeout, a client gone) cancels
+        # its future; it is skipped, and the others' futures are marked running so that a
+        # late cancel can no longer make ``set_result`` raise in this thread.
+        group = [job for job in group if job.future.set_running_or_notify_cancel()]
+        if not group:
+            return
         images = np.stack([job.image for job in group])
         class_indices = np.array([job.class_index for job in group], dtype=np.int64)
         try:
@@ -143,7 +149,7 @@ class Batcher:
                 job = self._queue.get_nowait()
             except queue.Empty:
                 return
-            if job is not None:
+            if job is not None and job.future.set_running_or_notify_cancel():
                 job.future.set_exception(BatcherClosedError("the server shut down"))
 
 
