@@ -44,9 +44,9 @@ fuzz: $(DEV_STAMP)
 ## bench: throughput benchmarks (ratios against baselines measured in the same run)
 bench: $(DEV_STAMP)
 	$(BIN)/pip install --quiet -e ".[bench]"
-	$(BIN)/python bench/model_throughput.py
-	$(BIN)/python bench/gradcam_throughput.py
-	$(BIN)/python bench/cli_batch.py
+	$(BIN)/python -m bench.model_throughput
+	$(BIN)/python -m bench.gradcam_throughput
+	$(BIN)/python -m bench.cli_batch
 	$(BIN)/python -m bench.web_load
 
 lint: $(DEV_STAMP)
