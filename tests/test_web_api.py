@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import struct
+import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -370,11 +371,23 @@ def test_streamed_body_over_the_limit_is_413(client: TestClient) -> None:
     assert response.status_code == 413 and response.json()["success"] is False
 
 
-def test_concurrent_requests_are_batched_and_match_single_ones(client: TestClient) -> None:
+def test_concurrent_requests_are_batched_and_match_single_ones(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sketches = [draw_square_strokes(), draw_circle_strokes(), [[[0, 255], [0, 255]]]] * 4
     single = [client.post("/predict_with_gradcam", json={"strokes": s}).json() for s in sketches]
     engine = client.app.state.engine  # type: ignore[attr-defined]
     engine.batcher.batch_sizes.clear()
+    # The tiny test model computes a batch faster than the event loop decodes the next request,
+    # so without a slower engine the requests could reach it one by one, each alone. A real
+    # model takes milliseconds per batch, during which the other requests queue up.
+    compute = engine.batcher.compute
+
+    def slower_compute(*arguments: object) -> object:
+        time.sleep(0.02)
+        return compute(*arguments)
+
+    monkeypatch.setattr(engine.batcher, "compute", slower_compute)
     with ThreadPoolExecutor(len(sketches)) as pool:
         together = list(
             pool.map(
