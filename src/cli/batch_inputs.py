@@ -90,7 +90,7 @@ def discover_inputs(
             else:
                 discovery.ignored.append(source)
         except (SketchError, OSError, UnicodeDecodeError) as error:
-            discovery.failures.append(Failure(source, _reason(error)))
+            discovery.failures.append(Failure(source, failure_reason(error)))
     return discovery
 
 
@@ -178,6 +178,6 @@ def _add_bitmaps(
         )
 
 
-def _reason(error: BaseException) -> str:
+def failure_reason(error: BaseException) -> str:
     """An error as one line for the failure list."""
     return " ".join(str(error).split()) or type(error).__name__

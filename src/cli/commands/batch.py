@@ -20,7 +20,7 @@ import argparse
 import os
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from src.cli.batch_inputs import (
     Discovery,
     Failure,
     discover_inputs,
+    failure_reason,
 )
 from src.cli.batch_report import (
     BatchAccumulator,
@@ -77,7 +78,8 @@ class BatchOptions:
     alpha: float = 0.4
     colormap: str = "jet"
     batch_size: int = DEFAULT_BATCH_SIZE  # images per compiled Grad-CAM call
-    workers: int = 1  # threads decoding inputs and encoding PNGs while the engine runs
+    # Threads decoding inputs and encoding PNGs while the engine runs; the CLI's default too.
+    workers: int = field(default_factory=default_workers)
     low_confidence: float = 0.5  # below this, a case is listed as low-confidence
     progress: bool | None = None  # None: a progress bar only on a terminal
     # Overlays are saved at the model's resolution; the report enlarges them with CSS, and
@@ -262,8 +264,7 @@ def _decode_all(items: list[BatchInput]) -> list[np.ndarray | Failure]:
         try:
             decoded.append(item.load())
         except (SketchError, OSError, ValueError) as error:
-            reason = " ".join(str(error).split()) or type(error).__name__
-            decoded.append(Failure(item.source, reason))
+            decoded.append(Failure(item.source, failure_reason(error)))
     return decoded
 
 
