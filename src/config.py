@@ -63,4 +63,14 @@ class TrainConfig:
     seed: int = 42
     # Cap per class and source, so one huge class cannot dominate (0 = no cap).
     max_per_class: int = 0
+    # Random augmentation (pen, look, affine jitter); off trains on the plain renders only.
+    augment: bool = True
+    # Outlier exposure: drawings of the strokes_dir categories that are not classes are trained
+    # towards "none of these" (uniform probabilities), split by category into train/validation/test.
+    outlier_exposure: bool = False
+    outliers_per_category: int = 40
+    # Each training outlier is queued this many times (with different random renderings).
+    outlier_repeats: int = 2
+    # Loss weight of an outlier relative to a known drawing.
+    outlier_weight: float = 0.5
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -34,7 +34,20 @@ class AugmentConfig:
     stroke_dropout_probability: float = 0.5
     direct_line_width: tuple[float, float] = (2.2, 4.0)
     google_line_width: tuple[float, float] = (1.0, 1.6)
-    google_look_probability: float = 0.5
+    google_look_probability: float = 0.2
+    # Of the rest: drawn with an ordinary pen on a canvas, read either by ``to_model_input`` or by
+    # the plain ``convert('L').resize((64, 64)) / 255`` that users copy from docs/usage_guide.md.
+    # Pen widths span thin to thick relative to the drawing's longer side, so that how thick the
+    # pen was stops being a cue for any class.
+    canvas_probability: float = 0.75
+    plain_resize_probability: float = 0.45
+    pen_relative_width: tuple[float, float] = (1 / 72, 1 / 7)
+    # For the plain resize: the drawing's size on the canvas and the chance it sits off-centre.
+    drawing_fraction: tuple[float, float] = (0.4, 0.95)
+    off_centre_probability: float = 0.3
+    # Raster restyling (see ``restyle_raster``): erosion thins Google's strokes, dilation thickens.
+    restyle_kernels: tuple[int, ...] = (-7, -5, -5, -3, -3, 3, 5)
+    restyle_probability: float = 0.5
 
 
 def drop_stroke(strokes: list, rng: np.random.Generator) -> list:
@@ -67,7 +80,76 @@ def render_augmented_strokes(
         strokes = drop_stroke(strokes, rng)
     if rng.random() < config.google_look_probability:
         return render_google_look(strokes, float(rng.uniform(*config.google_line_width)))
+    if rng.random() < config.canvas_probability:
+        return render_pen_on_canvas(strokes, rng, config)
     return strokes_to_model_input(strokes, line_width=float(rng.uniform(*config.direct_line_width)))
+
+
+def _log_uniform(bounds: tuple[float, float], rng: np.random.Generator) -> float:
+    """A random value spread evenly in log space between ``bounds``."""
+    return float(np.exp(rng.uniform(np.log(bounds[0]), np.log(bounds[1]))))
+
+
+def plain_resize(canvas: np.ndarray, size: int = 64) -> np.ndarray:
+    """The usage guide's plain reading of a canvas: Pillow's default resize, divided by 255.
+
+    ``canvas`` is uint8 white ink on black, and so is the result (float32 (size, size, 1)): the
+    model's polarity block makes the black-on-white original equivalent.
+    """
+    resized = Image.fromarray(canvas).resize((size, size))
+    return (np.asarray(resized, dtype=np.float32) / 255.0)[..., np.newaxis]
+
+
+def render_pen_on_canvas(
+    strokes: list, rng: np.random.Generator, config: AugmentConfig = AugmentConfig()
+) -> np.ndarray:
+    """A drawing made with a random pen on a 256-pixel canvas, read by one of the two paths.
+
+    The pen width is log-uniform in ``pen_relative_width`` of the drawing's longer side. With
+    ``plain_resize_probability`` the canvas is read by ``plain_resize`` (the drawing takes a
+    random share of the canvas, sometimes off-centre), else by ``to_model_input``.
+    """
+    canvas_size = 256
+    fraction = float(rng.uniform(*config.drawing_fraction))
+    plain = rng.random() < config.plain_resize_probability
+    drawing_side = int(round(canvas_size * fraction)) if plain else canvas_size
+    margin = 0.04
+    pen = _log_uniform(config.pen_relative_width, rng) * drawing_side * (1 - 2 * margin)
+    drawing = render_strokes(strokes, size=drawing_side, line_width=pen, margin=margin)
+    if not plain:
+        return to_model_input(drawing)
+    canvas = np.zeros((canvas_size, canvas_size), np.uint8)
+    room = canvas_size - drawing_side
+    if rng.random() < config.off_centre_probability:
+        top, left = (int(value) for value in rng.integers(0, room + 1, size=2))
+    else:
+        top = left = room // 2
+    canvas[top : top + drawing_side, left : left + drawing_side] = drawing
+    return plain_resize(canvas)
+
+
+def restyle_raster(
+    image: np.ndarray, rng: np.random.Generator, config: AugmentConfig = AugmentConfig()
+) -> np.ndarray:
+    """A model-input raster (uint8 (64, 64), white ink) redrawn with a thinner or thicker pen.
+
+    Google's bitmaps all share one pen; users' pens vary. At 128 pixels a grey-level erosion
+    (negative kernel) or dilation (positive) changes the stroke width while keeping the shape,
+    then the result is read by ``to_model_input`` or by ``plain_resize`` like a canvas.
+    """
+    kernel = int(rng.choice(config.restyle_kernels))
+    picture = Image.fromarray(image).resize((128, 128), Image.Resampling.BILINEAR)
+    morphology = ImageFilter.MinFilter if kernel < 0 else ImageFilter.MaxFilter
+    picture = picture.filter(morphology(abs(kernel)))
+    array = np.asarray(picture, dtype=np.uint8)
+    if array.max() < 32:
+        # Erosion removed the drawing: keep the original look rather than a blank image.
+        return image
+    if rng.random() < config.plain_resize_probability:
+        result = plain_resize(array)
+    else:
+        result = to_model_input(array)
+    return np.round(result[..., 0] * 255.0).astype(np.uint8)
 
 
 def _affine_coefficients(size: int, rng: np.random.Generator, config: AugmentConfig) -> tuple:

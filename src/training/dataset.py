@@ -36,7 +36,12 @@ from src.training.augment import render_augmented_strokes
 logger = logging.getLogger(__name__)
 
 # Random renderings kept per stroke drawing; each epoch picks one of them.
-STROKE_VARIANTS = 4
+STROKE_VARIANTS = 6
+# Label of an outlier drawing (a category the model must not claim): trained towards the
+# uniform distribution over the known classes (outlier exposure).
+OUTLIER_LABEL = -1
+# Outlier categories are split by name, so held-out figures describe categories never seen.
+OUTLIER_SPLIT_PERCENT = {"train": 60, "validation": 20, "test": 20}
 TRAIN, VALIDATION, TEST = "train", "validation", "test"
 CROSS_DOMAIN = "cross_domain"
 # A stroke drawing's bitmap twin is its most similar raster if the correlation reaches this
@@ -73,6 +78,12 @@ class SketchData:
     test: Split
     cross_domain: Split
     counts: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    # One restyled (thinner or thicker pen) copy of each training raster, uint8 (N, 64, 64).
+    train_restyled: np.ndarray | None = None
+    # Outlier categories by split name, and each split's drawings rendered for evaluation.
+    outlier_categories: dict[str, list[str]] = field(default_factory=dict)
+    outlier_validation: np.ndarray | None = None
+    outlier_test: np.ndarray | None = None
 
 
 def _to_uint8(image: np.ndarray) -> np.ndarray:
@@ -160,9 +171,47 @@ def find_bitmap_twins(strokes: np.ndarray, rasters: np.ndarray) -> np.ndarray:
     return np.where(found, best, -1).astype(np.int64)
 
 
-def _render_variants(job: tuple[list, int]) -> np.ndarray:
+def outlier_split(category: str) -> str:
+    """Which split an outlier category belongs to: ``sha256("sketchcam-open-set:" + name)``."""
+    digest = hashlib.sha256(("sketchcam-open-set:" + category).encode()).hexdigest()
+    bucket = int(digest[:8], 16) % 100
+    if bucket < OUTLIER_SPLIT_PERCENT["train"]:
+        return TRAIN
+    if bucket < OUTLIER_SPLIT_PERCENT["train"] + OUTLIER_SPLIT_PERCENT["validation"]:
+        return VALIDATION
+    return TEST
+
+
+def load_outliers(
+    strokes_dir: Path, known: tuple[str, ...], per_category: int
+) -> dict[str, list[tuple[str, list]]]:
+    """Drawings of every category in ``strokes_dir`` that is not a known class, by split.
+
+    Returns ``{split: [(category, strokes), ...]}`` with at most ``per_category`` drawings each.
+    """
+    by_split: dict[str, list[tuple[str, list]]] = {TRAIN: [], VALIDATION: [], TEST: []}
+    for file in sorted(Path(strokes_dir).glob("*.ndjson")):
+        if file.stem in known:
+            continue
+        drawings = [drawing.strokes for drawing in read_ndjson(file)][:per_category]
+        by_split[outlier_split(file.stem)].extend((file.stem, strokes) for strokes in drawings)
+    return by_split
+
+
+def _restyle(job: tuple[np.ndarray, int]) -> np.ndarray:
+    """One restyled copy of a raster (a process-pool job)."""
+    from src.training.augment import restyle_raster
+
+    image, seed = job
+    return restyle_raster(image, np.random.default_rng(seed))
+
+
+def _render_variants(job: tuple[list, int, bool]) -> np.ndarray:
     """STROKE_VARIANTS random renderings of one drawing (a process-pool job)."""
-    strokes, seed = job
+    strokes, seed, augment = job
+    if not augment:
+        plain = _to_uint8(strokes_to_model_input(strokes))
+        return np.stack([plain] * STROKE_VARIANTS)
     rng = np.random.default_rng(seed)
     return np.stack(
         [_to_uint8(render_augmented_strokes(strokes, rng)) for _ in range(STROKE_VARIANTS)]
@@ -296,12 +345,33 @@ def load_training_data(
     for label, class_name in enumerate(config.classes):
         counts[class_name] = _add_class(collector, label, class_name)
         logger.info("loaded %s: %s", class_name, counts[class_name])
-    jobs = collector.stroke_jobs if render_variants else []
+    outliers = (
+        load_outliers(Path(config.strokes_dir), tuple(config.classes), config.outliers_per_category)
+        if config.outlier_exposure and config.strokes_dir is not None
+        else {}
+    )
+    if outliers and render_variants:
+        for _ in range(config.outlier_repeats):
+            collector.queue_train_strokes(
+                [strokes for _, strokes in outliers[TRAIN]], OUTLIER_LABEL
+            )
+    jobs = (
+        [(strokes, seed, config.augment) for strokes, seed in collector.stroke_jobs]
+        if render_variants
+        else []
+    )
     logger.info("rendering %d x %d stroke variants", len(jobs), STROKE_VARIANTS)
     variants = _map(_render_variants, jobs, workers)
+    train = collector.build(TRAIN)
+    restyled = None
+    if render_variants and config.augment:
+        restyle_jobs = [
+            (image, config.seed * 7919 + index) for index, image in enumerate(train.images)
+        ]
+        restyled = np.stack(_map(_restyle, restyle_jobs, workers)) if restyle_jobs else None
     return SketchData(
         class_names=tuple(config.classes),
-        train=collector.build(TRAIN),
+        train=train,
         train_stroke_variants=(
             np.stack(variants) if variants else np.zeros((0, STROKE_VARIANTS, 64, 64), np.uint8)
         ),
@@ -310,7 +380,20 @@ def load_training_data(
         test=collector.build(TEST),
         cross_domain=collector.build(CROSS_DOMAIN),
         counts=counts,
+        train_restyled=restyled,
+        outlier_categories={
+            split: sorted({category for category, _ in items}) for split, items in outliers.items()
+        },
+        outlier_validation=_render_plain([strokes for _, strokes in outliers.get(VALIDATION, [])]),
+        outlier_test=_render_plain([strokes for _, strokes in outliers.get(TEST, [])]),
     )
+
+
+def _render_plain(drawings: list) -> np.ndarray | None:
+    """Drawings rendered as at inference (uint8 (N, 64, 64)), or None when there are none."""
+    if not drawings:
+        return None
+    return np.stack([_to_uint8(strokes_to_model_input(strokes)) for strokes in drawings])
 
 
 def source_counts(split: Split) -> dict[str, int]:
@@ -318,18 +401,37 @@ def source_counts(split: Split) -> dict[str, int]:
     return dict(Counter(split.sources.tolist()))
 
 
-def build_training_sequence(data: SketchData, batch_size: int, seed: int, workers: int = 1):  # type: ignore[no-untyped-def]
+def soft_targets(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """One-hot rows for known labels, the uniform distribution for ``OUTLIER_LABEL``."""
+    targets = np.full((len(labels), num_classes), 1.0 / num_classes, np.float32)
+    known = labels != OUTLIER_LABEL
+    targets[known] = np.eye(num_classes, dtype=np.float32)[labels[known]]
+    return targets
+
+
+def build_training_sequence(  # type: ignore[no-untyped-def]
+    data: SketchData,
+    batch_size: int,
+    seed: int,
+    workers: int = 1,
+    augment: bool = True,
+    outlier_weight: float = 0.5,
+):
     """A ``keras.utils.PyDataset`` of augmented training batches (NumPy/Pillow: any backend).
 
     Each epoch visits every raster and every stroke drawing once (one random pre-rendered variant
-    per drawing) in a new order, and jitters each image with ``augment_image``.
+    per drawing) in a new order, and jitters each image with ``augment_image``. Batches are
+    ``(images, soft targets, sample weights)``: outliers weigh ``outlier_weight``.
     """
     import keras
 
-    from src.training.augment import augment_image
+    from src.training.augment import AugmentConfig, augment_image
 
     n_raster = len(data.train.labels)
     labels = np.concatenate([data.train.labels, data.train_stroke_labels])
+    num_classes = len(data.class_names)
+    restyled = data.train_restyled if augment else None
+    restyle_probability = AugmentConfig().restyle_probability
 
     class AugmentedSketches(keras.utils.PyDataset):  # type: ignore[misc]
         """Shuffled, augmented (images, labels) batches."""
@@ -349,13 +451,17 @@ def build_training_sequence(data: SketchData, batch_size: int, seed: int, worker
             batch = np.empty((len(chosen), 64, 64, 1), np.float32)
             for slot, item in enumerate(chosen):
                 if item < n_raster:
-                    base = data.train.images[item]
+                    use_restyled = restyled is not None and rng.random() < restyle_probability
+                    base = restyled[item] if use_restyled else data.train.images[item]
                 else:
                     base = data.train_stroke_variants[
                         item - n_raster, rng.integers(STROKE_VARIANTS)
                     ]
-                batch[slot] = augment_image((base.astype(np.float32) / 255.0)[..., None], rng)
-            return batch, labels[chosen]
+                image = (base.astype(np.float32) / 255.0)[..., None]
+                batch[slot] = augment_image(image, rng) if augment else image
+            chosen_labels = labels[chosen]
+            weights = np.where(chosen_labels == OUTLIER_LABEL, outlier_weight, 1.0)
+            return batch, soft_targets(chosen_labels, num_classes), weights.astype(np.float32)
 
         def on_epoch_end(self) -> None:
             self.epoch += 1

@@ -16,7 +16,12 @@ from pathlib import Path
 
 from src.config import TrainConfig
 from src.data.labels import LabelMap
-from src.training.dataset import SketchData, build_training_sequence, load_training_data
+from src.training.dataset import (
+    SketchData,
+    build_training_sequence,
+    load_training_data,
+    soft_targets,
+)
 from src.training.model_card import build_model_card, write_model_card
 
 logger = logging.getLogger(__name__)
@@ -63,12 +68,13 @@ def _compile(model, config: TrainConfig, steps_per_epoch: int) -> None:  # type:
     schedule = keras.optimizers.schedules.CosineDecay(
         config.learning_rate, decay_steps=max(config.epochs * steps_per_epoch, 1), alpha=0.02
     )
+    # Soft targets: one-hot for known drawings, uniform for outliers (outlier exposure).
     model.compile(
         optimizer=keras.optimizers.Adam(schedule),
-        loss=keras.losses.SparseCategoricalCrossentropy(),
+        loss=keras.losses.CategoricalCrossentropy(),
         metrics=[
-            keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-            keras.metrics.SparseTopKCategoricalAccuracy(k=3, name="top3"),
+            keras.metrics.CategoricalAccuracy(name="accuracy"),
+            keras.metrics.TopKCategoricalAccuracy(k=3, name="top3"),
         ],
     )
 
@@ -95,7 +101,14 @@ def _fit(model, data: SketchData, config: TrainConfig, model_path: Path) -> dict
     """Run fit with early stopping and a best-checkpoint; returns the Keras history dict."""
     import keras
 
-    sequence = build_training_sequence(data, config.batch_size, config.seed, config.workers)
+    sequence = build_training_sequence(
+        data,
+        config.batch_size,
+        config.seed,
+        config.workers,
+        augment=config.augment,
+        outlier_weight=config.outlier_weight,
+    )
     _compile(model, config, len(sequence))
     callbacks = [
         keras.callbacks.ModelCheckpoint(
@@ -113,12 +126,24 @@ def _fit(model, data: SketchData, config: TrainConfig, model_path: Path) -> dict
     validation = data.validation
     history = model.fit(
         sequence,
-        validation_data=(validation.as_float(), validation.labels),
+        validation_data=(
+            validation.as_float(),
+            soft_targets(validation.labels, len(data.class_names)),
+        ),
         epochs=config.epochs,
         callbacks=callbacks,
         verbose=2 if os.environ.get("SKETCH_PROGRESS_BAR", "") != "1" else 1,
     )
     return {key: [float(value) for value in values] for key, values in history.history.items()}
+
+
+def _add_open_set(card: dict, model, data: SketchData) -> None:  # type: ignore[no-untyped-def]
+    """Choose and measure the "not sure" rule when outlier categories were loaded."""
+    if data.outlier_validation is None or data.outlier_test is None:
+        return
+    from src.evaluation.open_set import open_set_card
+
+    card["open_set"] = open_set_card(model, data)
 
 
 def train(config: TrainConfig) -> TrainResult:
@@ -157,6 +182,7 @@ def train(config: TrainConfig) -> TrainResult:
     best = keras.models.load_model(model_path, compile=False)
     LabelMap(tuple(config.classes)).save(config.labels_path)
     card = build_model_card(best, data, config, history, training_seconds)
+    _add_open_set(card, best, data)
     card_path = output_dir / CARD_FILENAME
     if config.init_model is not None:
         # Keep the record of how the starting model was trained (e.g. on a GPU).
@@ -188,6 +214,7 @@ def evaluate_trained(config: TrainConfig, model_path: Path) -> TrainResult:
     card_path = Path(config.output_dir) / CARD_FILENAME
     previous = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
     card = build_model_card(model, data, config, {}, 0.0)
+    _add_open_set(card, model, data)
     card["training"] = previous.get("training", card["training"])
     card["evaluated_with_backend"] = keras.backend.backend()
     LabelMap(tuple(config.classes)).save(config.labels_path)
@@ -252,6 +279,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="train on strokes of classes that also have bitmaps",
     )
     parser.add_argument(
+        "--no_augment",
+        "--no-augment",
+        action="store_true",
+        help="train on plain renders only (no pen, look or affine augmentation)",
+    )
+    parser.add_argument(
+        "--outlier_exposure",
+        "--outlier-exposure",
+        action="store_true",
+        help="train the other categories of --strokes_dir towards 'none of these' (open set)",
+    )
+    parser.add_argument("--outliers_per_category", type=int, default=defaults.outliers_per_category)
+    parser.add_argument("--outlier_weight", type=float, default=defaults.outlier_weight)
+    parser.add_argument(
         "--cross_domain_train_percent",
         type=int,
         default=defaults.cross_domain_train_percent,
@@ -283,6 +324,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         init_model=args.init_model,
         holdout_cross_domain=not args.no_cross_domain_holdout,
         cross_domain_train_percent=args.cross_domain_train_percent,
+        augment=not args.no_augment,
+        outlier_exposure=args.outlier_exposure,
+        outliers_per_category=args.outliers_per_category,
+        outlier_weight=args.outlier_weight,
     )
 
 
