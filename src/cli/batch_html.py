@@ -24,14 +24,20 @@ table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-
 """
 
 
-def render_report(summary: dict[str, Any], low_confidence: float) -> str:
-    """The whole page as a string (the caller writes it atomically)."""
+def render_report(
+    summary: dict[str, Any], low_confidence: float, audit_files: list[str] | None = None
+) -> str:
+    """The whole page as a string (the caller writes it atomically).
+
+    ``audit_files``: names of an ``audit`` run's files in the same folder, linked when given.
+    """
     images = sorted(summary["images"], key=lambda image: -image["confidence"])
     low = [image for image in images if image["confidence"] < low_confidence][::-1]
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>Grad-CAM batch report</title>",
         f"<style>{_STYLE}</style></head><body><h1>Grad-CAM batch report</h1>",
         _overview(summary),
+        _audit_links(audit_files or []),
         _class_metrics(summary.get("class_metrics")),
         "<h2>Mean Grad-CAM per predicted class</h2>",
         _mean_maps(summary["mean_maps"]),
@@ -60,6 +66,14 @@ def _overview(summary: dict[str, Any]) -> str:
         f"<tr><th>{escape(name)}</th><td>{escape(str(value))}</td></tr>" for name, value in rows
     )
     return f"<table>{cells}</table>"
+
+
+def _audit_links(files: list[str]) -> str:
+    """Links to the invariance audit written into the same folder, when there is one."""
+    if not files:
+        return ""
+    links = ", ".join(f"<a href='{escape(name)}'>{escape(name)}</a>" for name in files)
+    return f"<p>Invariance audit of this model: {links}</p>"
 
 
 def _figure(file: str, caption: str, wrong: bool = False) -> str:

@@ -37,6 +37,7 @@ COMMAND_MODULES = [
     "strokes",
     "evaluate_explanations",
     "monitor",
+    "audit",
 ]
 
 

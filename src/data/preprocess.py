@@ -8,7 +8,9 @@ look: white ink (1.0) on black (0.0), the drawing centred and fitted to the fram
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -127,19 +129,71 @@ def _ink(gray: np.ndarray) -> np.ndarray:
     return np.minimum(np.maximum(ink, 0.0, out=ink), 1.0, out=ink)
 
 
-def _fit(ink: np.ndarray, size: int, margin: float) -> np.ndarray:
-    """Crop to the ink's bounding box, pad to a centred square with a margin, resize to size."""
+@dataclass(frozen=True)
+class FitGeometry:
+    """Where ``to_model_input`` takes its square from, in the source image's pixels.
+
+    The square's top-left corner is at (``top``, ``left``) (it may lie outside the image: the
+    margin is padding) and its side is ``side`` pixels; it is resized to the output size, so a
+    point at (row, col) of the image lands at ``((row - top) * size / side,
+    (col - left) * size / side)`` of the model input (continuous coordinates, pixel k spanning
+    [k, k + 1)). ``crop`` is the ink's bounding box: (first row, last row, first col, last col).
+    """
+
+    top: int
+    left: int
+    side: int
+    crop: tuple[int, int, int, int]
+
+    def to_model(self, rows: np.ndarray, cols: np.ndarray, size: int) -> tuple[Any, Any]:
+        """Image coordinates (continuous) to model-input coordinates for an output of ``size``."""
+        scale = size / self.side
+        return (np.asarray(rows) - self.top) * scale, (np.asarray(cols) - self.left) * scale
+
+
+def _geometry(ink: np.ndarray, margin: float) -> FitGeometry | None:
+    """The crop box and the centred square around it; None for a blank image."""
     inked = ink > INK_THRESHOLD
     rows = np.flatnonzero(inked.any(axis=1))
     cols = np.flatnonzero(inked.any(axis=0))
     if rows.size == 0:
+        return None
+    height = int(rows[-1] - rows[0] + 1)
+    width = int(cols[-1] - cols[0] + 1)
+    side = int(np.ceil(max(height, width) / (1 - 2 * margin)))
+    return FitGeometry(
+        top=int(rows[0]) - (side - height) // 2,
+        left=int(cols[0]) - (side - width) // 2,
+        side=side,
+        crop=(int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])),
+    )
+
+
+def fit_geometry(
+    image: Image.Image | np.ndarray, margin: float = DEFAULT_MARGIN
+) -> FitGeometry | None:
+    """The square ``to_model_input(image, margin=margin)`` crops and resizes, or None if blank.
+
+    Lets a caller map model-input coordinates (a Grad-CAM map) back onto the image it gave.
+
+    Raises:
+        InvalidImageError: as ``to_model_input``.
+    """
+    return _geometry(_ink(_grayscale(image)), margin)
+
+
+def _fit(ink: np.ndarray, size: int, margin: float) -> np.ndarray:
+    """Crop to the ink's bounding box, pad to a centred square with a margin, resize to size."""
+    geometry = _geometry(ink, margin)
+    if geometry is None:
         # A blank canvas stays blank: the model and Grad-CAM must cope with it, not us.
         return np.zeros((size, size), dtype=np.float32)
-    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    side = int(np.ceil(max(crop.shape) / (1 - 2 * margin)))
+    first_row, last_row, first_col, last_col = geometry.crop
+    crop = ink[first_row : last_row + 1, first_col : last_col + 1]
+    side = geometry.side
     square = np.zeros((side, side), dtype=np.float32)
-    top = (side - crop.shape[0]) // 2
-    left = (side - crop.shape[1]) // 2
+    top = first_row - geometry.top
+    left = first_col - geometry.left
     square[top : top + crop.shape[0], left : left + crop.shape[1]] = crop
     picture = Image.fromarray(square, mode="F")
     # One look for every source: a crisp stroke render or canvas PNG is area-averaged down to

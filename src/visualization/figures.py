@@ -226,3 +226,46 @@ def save_confusion_matrix(
         return save_atomically(figure, path, dpi=120)
     finally:
         plt.close(figure)
+
+
+def save_audit_figure(
+    factors: dict[str, Any], paths: tuple[str, ...] | list[str], path: str | Path
+) -> Path:
+    """Top-1 against level, one panel per factor, one line per input path (``audit.json`` data).
+
+    Args:
+        factors: ``audit.json``'s "factors": per factor, its levels with per-path top-1.
+        paths: the input paths to draw, in legend order.
+        path: PNG to write.
+    """
+    count = max(len(factors), 1)
+    columns = min(3, count)
+    rows = (count + columns - 1) // columns
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(4.6 * columns, 3.4 * rows), squeeze=False, sharey=True
+    )
+    try:
+        for axis, (name, factor) in zip(axes.flat, factors.items()):
+            labels = [entry["level"] for entry in factor["levels"]]
+            positions = np.arange(len(labels))
+            for input_path, marker in zip(paths, "os^v"):
+                top1 = [100 * entry["paths"][input_path]["top1"] for entry in factor["levels"]]
+                axis.plot(positions, top1, marker=marker, label=input_path)
+            reference = [i for i, entry in enumerate(factor["levels"]) if entry["reference"]]
+            for index in reference:
+                axis.axvline(index, color="grey", linestyle=":", linewidth=1)
+            flagged = " (flagged)" if factor.get("flagged") else ""
+            axis.set_title(f"{name}{flagged}", fontsize=10, color="#b00" if flagged else "black")
+            axis.set_xticks(positions, labels=labels, rotation=30, fontsize=8)
+            axis.set_ylim(0, 100)
+            axis.grid(alpha=0.3)
+        for axis in axes[:, 0]:
+            axis.set_ylabel("top-1 (%)")
+        for axis in list(axes.flat)[count:]:
+            axis.axis("off")
+        axes.flat[0].legend(fontsize=8, loc="lower left")
+        figure.suptitle("Invariance audit: top-1 per level (dotted: reference level)")
+        figure.tight_layout()
+        return save_atomically(figure, path, dpi=100)
+    finally:
+        plt.close(figure)

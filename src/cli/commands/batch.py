@@ -10,6 +10,8 @@ drawings and ``.npy`` bitmaps, in any sub-folder. Outputs in the output folder:
                              confused pairs
     confusion_matrix.png     only with --confusion_figure: the matrix as a matplotlib figure
                              (it costs as much as explaining ~1,000 sketches, so it is opt-in)
+    audit.json, audit.png    not written here: report.html links them when an ``audit`` run
+                             wrote them into the same output folder
 An unreadable file is listed with its reason and the batch goes on; the exit code is then
 PARTIAL_FAILURE (9) instead of SUCCESS (0).
 """
@@ -26,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from src.audit import AUDIT_FIGURE, AUDIT_JSON
 from src.cli.batch_inputs import (
     DEFAULT_MAX_PER_FILE,
     BatchInput,
@@ -245,7 +248,9 @@ def run_batch(
     if options.confusion_figure and summary["class_metrics"] is not None:
         _write_confusion_figure(summary["class_metrics"]["confusion_matrix"], output_dir)
     write_summary_files(summary, output_dir)
-    write_text_atomic(output_dir / "report.html", render_report(summary, options.low_confidence))
+    audit_files = [name for name in (AUDIT_JSON, AUDIT_FIGURE) if (output_dir / name).is_file()]
+    report = render_report(summary, options.low_confidence, audit_files)
+    write_text_atomic(output_dir / "report.html", report)
     return summary
 
 
