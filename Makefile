@@ -48,6 +48,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python -m bench.gradcam_throughput
 	$(BIN)/python -m bench.cli_batch
 	$(BIN)/python -m bench.web_load
+	$(BIN)/python -m bench.audit
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests bench scripts
