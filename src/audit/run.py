@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -348,12 +348,7 @@ def run_audit(
         "skipped_files": data.skipped_files,
         "unreadable_files": data.unreadable_files,
         "spread_limit_points": SPREAD_LIMIT_POINTS,
-        "reference": {
-            "canvas": REFERENCE.canvas,
-            "pen": REFERENCE.pen,
-            "fill": REFERENCE.fill,
-            "place": REFERENCE.place,
-        },
+        "reference": asdict(REFERENCE),
         **report,
         "seconds": {
             **{name: round(value, 2) for name, value in seconds.items()},
