@@ -1,7 +1,8 @@
 """Write a held-out audit folder: ``<output>/<class>.ndjson`` for every class of a label mapping.
 
 A drawing is held out when ``int(sha256(key_id), 16) % 10 == 9``, so the folder is the same on
-every machine and for every model; a training run that skips those drawings never sees them.
+every machine and for every model (``src.audit.held_out.is_held_out``: training that skips those
+drawings never sees them).
 
 Usage (from the repository root)::
 
@@ -12,23 +13,15 @@ Usage (from the repository root)::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 from itertools import islice
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from src.audit.held_out import is_held_out  # noqa: E402
 from src.data.labels import LabelMap  # noqa: E402
 from src.data.quickdraw import read_ndjson, write_ndjson  # noqa: E402
-
-HELD_OUT_REMAINDER = 9
-
-
-def held_out(key_id: str) -> bool:
-    """Whether a drawing belongs to the held-out tenth (by a hash of its key_id)."""
-    digest = hashlib.sha256(key_id.encode("utf-8")).hexdigest()
-    return int(digest, 16) % 10 == HELD_OUT_REMAINDER
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: no {source}", file=sys.stderr)
             continue
         chosen = islice(
-            (drawing for drawing in read_ndjson(source) if held_out(drawing.key_id)),
+            (drawing for drawing in read_ndjson(source) if is_held_out(drawing.key_id)),
             args.per_class,
         )
         count = write_ndjson(chosen, args.output / f"{name}.ndjson")
