@@ -66,9 +66,9 @@ class Factor:
     levels: tuple[Level, ...]
 
     @property
-    def reference_label(self) -> str:
-        """The label of the level that renders ``REFERENCE``."""
-        return next(level.label for level in self.levels if level.spec == REFERENCE)
+    def reference_label(self) -> str | None:
+        """The label of the level that renders ``REFERENCE`` (None if no level does)."""
+        return next((level.label for level in self.levels if level.spec == REFERENCE), None)
 
 
 REFERENCE = RenderSpec()
