@@ -342,10 +342,3 @@ def test_batch_report_links_audit_files() -> None:
     page = render_report(summary, 0.5, ["audit.json", "audit.png"])
     assert "<a href='audit.json'>audit.json</a>" in page
     assert "<a href='audit.png'>audit.png</a>" in page
-
-
-def test_held_out_tenth_is_fixed() -> None:
-    from src.audit.held_out import is_held_out
-
-    # Golden: of key_ids "0".."39", sha256 % 10 == 9 only for "7" and "8".
-    assert [key for key in map(str, range(40)) if is_held_out(key)] == ["7", "8"]

@@ -136,3 +136,30 @@ def test_cross_domain_split_is_by_key_id_and_keeps_twins_apart(tiny_data: Path) 
     # The test split of the rasters does not depend on the stroke split.
     assert plus["bitmap"]["test"] == held_out.counts["plus"]["bitmap"]["test"]
     assert plus["strokes"]["cross_domain"] == len(split.cross_domain.labels) < 40
+
+
+def test_held_out_strokes_are_exactly_the_drawings_training_holds_out(tiny_data: Path) -> None:
+    from src.data.preprocess import strokes_to_model_input
+    from src.data.quickdraw import read_ndjson
+    from src.training.dataset import held_out_strokes, load_training_data
+
+    config = TrainConfig(
+        bitmap_dir=tiny_data / "bitmaps",
+        strokes_dir=tiny_data / "strokes",
+        classes=("h", "plus"),
+    )
+    data = load_training_data(config, render_variants=False)
+    plus = list(read_ndjson(tiny_data / "strokes" / "plus.ndjson"))
+    held_plus = held_out_strokes(config, "plus", plus)
+    assert len(held_plus) == data.counts["plus"]["strokes"]["cross_domain"]
+    # Stroke-only class: its test split, rendered, is the data's test split for that label.
+    h = list(read_ndjson(tiny_data / "strokes" / "h.ndjson"))
+    held_h = held_out_strokes(config, "h", h)
+    test_h = data.test.images[data.test.labels == 0]
+    rendered = np.stack(
+        [np.round(strokes_to_model_input(d.strokes)[..., 0] * 255).astype(np.uint8) for d in held_h]
+    )
+    # The same drawings, in any order.
+    assert sorted(image.tobytes() for image in rendered) == sorted(
+        image.tobytes() for image in test_h
+    )

@@ -151,6 +151,26 @@ def joins_training(drawing: Drawing, percent: int) -> bool:
     return int(digest[:8], 16) % 100 < percent
 
 
+def held_out_strokes(
+    config: TrainConfig, class_name: str, drawings: list[Drawing]
+) -> list[Drawing]:
+    """The stroke drawings of a class that training with ``config`` never sees.
+
+    For a class that also has rasters in ``config.bitmap_dir`` (and the cross-domain hold-out
+    on): the drawings that do not join training (``joins_training``). Otherwise the test split
+    of the class's strokes, chosen exactly as ``load_training_data`` chooses it.
+    """
+    has_rasters = (
+        config.bitmap_dir is not None and (Path(config.bitmap_dir) / f"{class_name}.npy").is_file()
+    )
+    if has_rasters and config.holdout_cross_domain:
+        percent = config.cross_domain_train_percent
+        return [drawing for drawing in drawings if not joins_training(drawing, percent)]
+    kept = _cap(drawings, config, class_name)
+    test = _split_indices(len(kept), config, f"{class_name}/strokes")[TEST]
+    return [kept[index] for index in sorted(test)]
+
+
 def find_bitmap_twins(strokes: np.ndarray, rasters: np.ndarray) -> np.ndarray:
     """For each stroke model input, the index of its raster twin, or -1 when there is none.
 
