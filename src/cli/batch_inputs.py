@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from src.config import IMAGE_SIZE
 from src.data.labels import LabelMap
 from src.data.preprocess import IMAGE_SUFFIXES
 from src.errors import InvalidImageError, SketchError
@@ -29,7 +30,9 @@ class BatchInput:
 
     source: str  # path relative to the batch folder, plus "#n" for the n-th record of a file
     true_class: str | None
-    load: Callable[[], np.ndarray]  # returns the model input (64, 64, 1)
+    # load() returns the model input (64, 64, 1); load(size=S) the same sketch at (S, S, 1), for
+    # models with other input sizes (compare-models).
+    load: Callable[..., np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -123,11 +126,11 @@ def _class_or_none(labels: LabelMap, name: str) -> str | None:
         return None
 
 
-def _image_loader(path: Path) -> Callable[[], np.ndarray]:
+def _image_loader(path: Path) -> Callable[..., np.ndarray]:
     """Decode lazily, in a worker thread, when the input's batch comes up."""
     from src.data.preprocess import image_file_to_model_input
 
-    return lambda: image_file_to_model_input(path)
+    return lambda size=IMAGE_SIZE: image_file_to_model_input(path, size)
 
 
 def _add_drawings(
@@ -147,7 +150,7 @@ def _add_drawings(
             BatchInput(
                 f"{source}#{number}",
                 _class_or_none(labels, drawing.word),
-                lambda strokes=strokes: strokes_to_model_input(strokes),
+                lambda size=IMAGE_SIZE, strokes=strokes: strokes_to_model_input(strokes, size),
             )
         )
     discovery.failures.extend(Failure(source, problem) for problem in report.problems)
@@ -173,7 +176,9 @@ def _add_bitmaps(
     for number, bitmap in enumerate(bitmaps, start=1):
         discovery.inputs.append(
             BatchInput(
-                f"{source}#{number}", true_class, lambda bitmap=bitmap: to_model_input(bitmap)
+                f"{source}#{number}",
+                true_class,
+                lambda size=IMAGE_SIZE, bitmap=bitmap: to_model_input(bitmap, size=size),
             )
         )
 

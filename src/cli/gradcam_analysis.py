@@ -33,6 +33,7 @@ COMMAND_MODULES = [
     "batch",
     "layers",
     "compare",
+    "compare_models",
     "timeline",
     "strokes",
     "evaluate_explanations",

@@ -252,9 +252,9 @@ def strokes_to_model_input(
     return to_model_input(bitmap, size=size)
 
 
-def image_file_to_model_input(path: str | Path) -> np.ndarray:
-    """Load an image file (see ``load_image``) and return ``to_model_input`` of it."""
-    return to_model_input(load_image(path))
+def image_file_to_model_input(path: str | Path, size: int = IMAGE_SIZE) -> np.ndarray:
+    """Load an image file (see ``load_image``) and return ``to_model_input`` of it at ``size``."""
+    return to_model_input(load_image(path), size=size)
 
 
 def to_batch(images: np.ndarray) -> np.ndarray:

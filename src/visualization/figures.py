@@ -269,3 +269,56 @@ def save_audit_figure(
         return save_atomically(figure, path, dpi=100)
     finally:
         plt.close(figure)
+
+
+def save_model_comparison_figure(
+    class_maps: dict[str, Any],
+    model_names: list[str],
+    correlations: dict[str, float | None],
+    path: str | Path,
+    columns: int = 6,
+) -> Path:
+    """Per class, every model's mean map side by side, titled with their rank correlation.
+
+    Args:
+        class_maps: class name -> mean maps (M, G, G), one per model, values in [0, 1].
+        model_names: the M model names, in the maps' order (the column labels).
+        correlations: class name -> rank correlation of the first two mean maps (None: undefined).
+        path: where to write the PNG.
+        columns: classes per row.
+
+    Returns:
+        The written path.
+    """
+    if not class_maps:
+        raise ValueError("no class has explained inputs: nothing to draw")
+    models = len(model_names)
+    rows = -(-len(class_maps) // columns)
+    width = min(columns, len(class_maps))
+    figure, axes = plt.subplots(
+        rows, width * models, figsize=(1.5 * width * models, 1.75 * rows), squeeze=False
+    )
+    try:
+        for axis in axes.flat:
+            axis.axis("off")
+        for slot, (class_name, maps) in enumerate(class_maps.items()):
+            row, column = divmod(slot, columns)
+            for position in range(models):
+                axis = axes[row, column * models + position]
+                axis.imshow(maps[position], cmap="jet", vmin=0.0, vmax=1.0)
+                label = model_names[position] if slot < width else ""
+                correlation = correlations.get(class_name)
+                title = (
+                    class_name
+                    if position == 0
+                    else (f"r={correlation:.2f}" if correlation is not None else "r=n/a")
+                )
+                axis.set_title(f"{title}\n{label}" if label else title, fontsize=7)
+        figure.suptitle(
+            "Mean Grad-CAM per class, models side by side (r: Spearman of the mean maps)",
+            fontsize=9,
+        )
+        figure.tight_layout()
+        return save_atomically(figure, path, dpi=100)
+    finally:
+        plt.close(figure)

@@ -1,0 +1,374 @@
+"""Compare two or more models on the same sketches: answers, agreement and where each one looks.
+
+Each model reads every sketch at its own input size through ``to_model_input`` and is explained
+at its own (automatically chosen or given) layer, for the same class: the true class when it is
+known and shared, else the first model's answer when the others know it. Maps are then brought
+to one grid (the smallest input size) and compared by rank correlation, per input and per class.
+
+Example:
+    >>> summary = compare_models([model_a, model_b], images, labels)
+    >>> summary["pairs"][0]["agreement"]["mcnemar_p_value"]
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from src.data.preprocess import to_model_input
+from src.errors import LabelMappingError, ModelLoadError
+from src.explain.comparison_summary import summarise
+from src.explain.map_agreement import ink_shares, near_ink_masks, resize_maps
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 64
+# A sketch is an image (PIL or array, any size) or a function returning the model input at a size.
+Sketch = Any | Callable[[int], np.ndarray]
+
+
+@dataclass(frozen=True)
+class ComparedModel:
+    """A model to compare, with its class names and what else describes it.
+
+    Attributes:
+        model: a Keras model with one (None, S, S, 1) input and one softmax output.
+        class_names: its class names in output order.
+        name: how the outputs call it (e.g. the file name).
+        layer_name: the Grad-CAM layer; None chooses automatically.
+        card: its ``model_card.json``, whose ``open_set`` block is reported when present.
+        audit: its ``audit.json``; with both models' audits the deltas per factor are reported.
+    """
+
+    model: Any
+    class_names: tuple[str, ...]
+    name: str
+    layer_name: str | None = None
+    card: Mapping[str, Any] | None = None
+    audit: Mapping[str, Any] | None = None
+
+
+@dataclass
+class ModelRun:
+    """One model's inputs, answers and maps on every sketch."""
+
+    spec: ComparedModel
+    input_size: int
+    layer_name: str
+    method: str
+    inputs: np.ndarray  # float32 (N, S, S, 1), this model's own preprocessing of each sketch
+    probabilities: np.ndarray  # float32 (N, C)
+    explained: np.ndarray  # int64 (N,) the class index each map explains
+    heatmaps: np.ndarray  # float32 (N, S, S) at the model's input size
+    grid_heatmaps: np.ndarray  # float32 (N, G, G) on the grid shared by every model
+    ink_share: np.ndarray  # float64 (N,) share of the heat near ink; NaN for a blank map
+    ink_area: np.ndarray  # float64 (N,) share of the canvas near ink (a uniform map's ink share)
+
+
+@dataclass
+class ModelComparison:
+    """Everything measured: per-model runs, the shared classes, and the JSON-ready summary."""
+
+    runs: list[ModelRun]
+    shared_classes: tuple[str, ...]
+    true_classes: list[str | None]
+    targets: list[str | None]  # the class every model explains per input (None: its own answer)
+    sources: list[str]
+    grid: int
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def model_input_size(model: Any, name: str = "model") -> int:
+    """The side S of a model taking (None, S, S, 1) sketches.
+
+    Raises:
+        ModelLoadError: for any other input shape.
+    """
+    shape = model.input_shape
+    if (
+        not isinstance(shape, tuple)
+        or len(shape) != 4
+        or shape[1] is None
+        or shape[1] != shape[2]
+        or shape[3] != 1
+    ):
+        raise ModelLoadError(
+            f"{name} takes input {shape}; compare-models needs square grayscale sketches "
+            "(None, S, S, 1)"
+        )
+    return int(shape[1])
+
+
+def shared_class_names(models: Sequence[tuple[str, Sequence[str]]]) -> tuple[str, ...]:
+    """Classes every model knows, by name, in the first model's order.
+
+    Args:
+        models: (name, class names) of each model; names appear in the error message.
+
+    Raises:
+        LabelMappingError: when two models share no class, naming both and their classes.
+    """
+    (first_name, first_classes), others = models[0], models[1:]
+    shared = list(first_classes)
+    for name, class_names in others:
+        if not set(class_names) & set(first_classes):
+            raise LabelMappingError(
+                f"{first_name} ({_preview(first_classes)}) and {name} ({_preview(class_names)}) "
+                "share no class name; compare models trained on at least one common class "
+                "(check --labels and --other_labels)"
+            )
+        shared = [class_name for class_name in shared if class_name in class_names]
+    if not shared:
+        raise LabelMappingError(
+            "no class is known to every model ("
+            + "; ".join(f"{name}: {_preview(class_names)}" for name, class_names in models)
+            + "); compare fewer models or models with common classes"
+        )
+    return tuple(shared)
+
+
+def _preview(names: Sequence[str], limit: int = 6) -> str:
+    """Up to ``limit`` class names for an error message."""
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... ({len(names)} classes)" if len(names) > limit else "")
+
+
+def as_compared_model(
+    model: Any, position: int, class_names: Sequence[str] | None = None
+) -> ComparedModel:
+    """Wrap a bare Keras model (classes named by index unless ``class_names`` is given)."""
+    if isinstance(model, ComparedModel):
+        return model
+    outputs = int(model.output_shape[-1])
+    names = tuple(class_names) if class_names is not None else tuple(map(str, range(outputs)))
+    return ComparedModel(model, names, name=getattr(model, "name", None) or f"model{position + 1}")
+
+
+def _check_outputs(spec: ComparedModel) -> None:
+    """The model must have one output per class name."""
+    outputs = int(spec.model.output_shape[-1])
+    if outputs != len(spec.class_names):
+        raise LabelMappingError(
+            f"{spec.name} has {outputs} outputs but {len(spec.class_names)} class names; pass "
+            "the label mapping written with this model"
+        )
+
+
+def prepare_inputs(sketches: Sequence[Sketch], size: int) -> np.ndarray:
+    """Every sketch as a (size, size, 1) model input, stacked (N, size, size, 1)."""
+    prepared = [
+        sketch(size) if callable(sketch) else to_model_input(sketch, size=size)
+        for sketch in sketches
+    ]
+    return np.stack(prepared).astype(np.float32)
+
+
+def _probabilities(model: Any, inputs: np.ndarray, batch_size: int) -> np.ndarray:
+    """The model's outputs for every input, in batches (no gradients)."""
+    return np.concatenate(
+        [
+            np.asarray(model(inputs[start : start + batch_size], training=False), np.float32)
+            for start in range(0, len(inputs), batch_size)
+        ]
+    )
+
+
+def _target_names(
+    true_classes: Sequence[str | None],
+    reference: ComparedModel,
+    reference_probabilities: np.ndarray,
+    shared: Sequence[str],
+) -> list[str | None]:
+    """The class to explain per input: the true class, else the first model's shared answer."""
+    answers = [reference.class_names[index] for index in reference_probabilities.argmax(axis=1)]
+    return [
+        truth if truth in shared else (answer if answer in shared else None)
+        for truth, answer in zip(true_classes, answers)
+    ]
+
+
+def _run_model(
+    spec: ComparedModel,
+    sketches: Sequence[Sketch],
+    targets: Sequence[str | None],
+    grid: int,
+    method: str,
+    batch_size: int,
+    probabilities: np.ndarray | None = None,
+) -> ModelRun:
+    """Preprocess, predict and explain every sketch with one model."""
+    from src.visualization.gradcam import GradCAM
+
+    size = model_input_size(spec.model, spec.name)
+    inputs = prepare_inputs(sketches, size)
+    if probabilities is None:
+        probabilities = _probabilities(spec.model, inputs, batch_size)
+    own_answer = probabilities.argmax(axis=1)
+    explained = np.array(
+        [
+            spec.class_names.index(target) if target is not None else int(own_answer[number])
+            for number, target in enumerate(targets)
+        ],
+        dtype=np.int64,
+    )
+    gradcam = GradCAM(spec.model, layer_name=spec.layer_name, method=method)
+    heatmaps = np.concatenate(
+        [
+            gradcam.explain(
+                inputs[start : start + batch_size], explained[start : start + batch_size]
+            ).heatmaps
+            for start in range(0, len(inputs), batch_size)
+        ]
+    )
+    # "On the drawing" means on ink or touching it (within 1/64 of the side): the faint,
+    # anti-aliased edge of a stroke is still the stroke.
+    masks = near_ink_masks(inputs, radius=size // 64)
+    logger.info(
+        "explained %d sketches with %s at layer %s", len(inputs), spec.name, gradcam.layer_name
+    )
+    return ModelRun(
+        spec=spec,
+        input_size=size,
+        layer_name=gradcam.layer_name,
+        method=gradcam.method,
+        inputs=inputs,
+        probabilities=probabilities,
+        explained=explained,
+        heatmaps=heatmaps,
+        grid_heatmaps=resize_maps(heatmaps, grid),
+        ink_share=ink_shares(heatmaps, masks),
+        ink_area=masks.reshape(len(masks), -1).mean(axis=1),
+    )
+
+
+def measure_models(
+    models: Sequence[Any],
+    sketches: Sequence[Sketch],
+    true_classes: Sequence[str | int | None] | None = None,
+    method: str = "gradcam",
+    sources: Sequence[str] | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    class_names: Sequence[str] | None = None,
+) -> ModelComparison:
+    """Run every model on every sketch and summarise; ``compare_models`` returns the summary.
+
+    Args: as ``compare_models``; ``sources`` names each sketch in the outputs (default "#n").
+
+    Raises:
+        ValueError: fewer than two models, no sketches, or lists of different lengths.
+        LabelMappingError: models without a common class.
+        ModelLoadError: a model whose input is not (None, S, S, 1).
+    """
+    if len(models) < 2:
+        raise ValueError(f"compare at least two models, got {len(models)}")
+    if len(sketches) == 0:
+        raise ValueError("no sketches to compare the models on")
+    truths = _true_names(true_classes, len(sketches))
+    if sources is not None and len(sources) != len(sketches):
+        raise ValueError(f"{len(sources)} sources for {len(sketches)} sketches")
+    specs = _unique_names([as_compared_model(m, n, class_names) for n, m in enumerate(models)])
+    for spec in specs:
+        _check_outputs(spec)
+    shared = shared_class_names([(spec.name, spec.class_names) for spec in specs])
+    # Only a shared class can be answered by every model: other labels count as unknown.
+    truths = [
+        name if name in shared else None
+        for name in (_class_name(truth, specs[0].class_names) for truth in truths)
+    ]
+    grid = min(model_input_size(spec.model, spec.name) for spec in specs)
+    reference_inputs = prepare_inputs(sketches, model_input_size(specs[0].model, specs[0].name))
+    reference_probabilities = _probabilities(specs[0].model, reference_inputs, batch_size)
+    targets = _target_names(truths, specs[0], reference_probabilities, shared)
+    runs = [
+        _run_model(
+            spec,
+            sketches,
+            targets,
+            grid,
+            method,
+            batch_size,
+            reference_probabilities if position == 0 else None,
+        )
+        for position, spec in enumerate(specs)
+    ]
+    names = list(sources) if sources is not None else [f"#{n + 1}" for n in range(len(sketches))]
+    comparison = ModelComparison(runs, shared, truths, targets, names, grid)
+    comparison.summary = summarise(comparison)
+    return comparison
+
+
+def _true_names(
+    true_classes: Sequence[str | int | None] | None, count: int
+) -> list[str | int | None]:
+    """The true class of each sketch (None: unknown), checked against the sketch count."""
+    if true_classes is None:
+        return [None] * count
+    if len(true_classes) != count:
+        raise ValueError(f"{len(true_classes)} labels for {count} sketches")
+    return list(true_classes)
+
+
+def _class_name(truth: str | int | None, class_names: Sequence[str]) -> str | None:
+    """A label as a class name: names pass through, integers index the first model's classes."""
+    if truth is None or isinstance(truth, str):
+        return truth
+    return class_names[int(truth)]
+
+
+def _unique_names(specs: list[ComparedModel]) -> list[ComparedModel]:
+    """Give models with the same name a "#2", "#3" suffix so outputs can tell them apart."""
+    seen: dict[str, int] = {}
+    unique = []
+    for spec in specs:
+        seen[spec.name] = seen.get(spec.name, 0) + 1
+        if seen[spec.name] > 1:
+            spec = ComparedModel(
+                spec.model,
+                spec.class_names,
+                f"{spec.name}#{seen[spec.name]}",
+                spec.layer_name,
+                spec.card,
+                spec.audit,
+            )
+        unique.append(spec)
+    return unique
+
+
+def compare_models(
+    models: Sequence[Any],
+    images: Sequence[Sketch],
+    labels: Sequence[str | int | None] | None = None,
+    method: str = "gradcam",
+    class_names: Sequence[str] | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> dict[str, Any]:
+    """Compare models' answers and attention on the same sketches: ``model_comparison.json``.
+
+    Args:
+        models: two or more Keras models or ``ComparedModel`` (with class names, layer, card and
+            audit). Bare models use ``class_names`` (default: "0", "1", ... by output index).
+        images: sketches: PIL images or arrays of any size (each model applies
+            ``to_model_input(image, size=its input size)``), or functions ``size -> input``.
+        labels: the true class of each sketch (a name, an index into the class names as "0",
+            "1", ..., or None when unknown), or None when no sketch is labelled.
+        method: the CAM method for every model (see ``src.visualization.cam_methods``).
+        class_names: class names shared by every bare model.
+        batch_size: sketches per forward/Grad-CAM call.
+
+    Returns:
+        The JSON-ready comparison: ``models`` (accuracy, open set, ink share), ``pairs``
+        (agreement, McNemar, per-class and per-input map correlation, most different inputs,
+        audit deltas) and ``inputs`` (each model's answer and the correlations).
+
+    Raises:
+        ValueError: fewer than two models, no images, or lists of different lengths.
+        LabelMappingError: models that share no class name (both are named).
+        ModelLoadError: a model whose input is not (None, S, S, 1).
+    """
+    return measure_models(
+        models, images, labels, method, batch_size=batch_size, class_names=class_names
+    ).summary
