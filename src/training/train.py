@@ -16,6 +16,7 @@ from pathlib import Path
 
 from src.config import TrainConfig
 from src.data.labels import LabelMap
+from src.training.batch_norm import recalibration_callback
 from src.training.dataset import (
     SketchData,
     build_training_sequence,
@@ -111,6 +112,9 @@ def _fit(model, data: SketchData, config: TrainConfig, model_path: Path) -> dict
     )
     _compile(model, config, len(sequence))
     callbacks = [
+        # Before each validation: batch-norm statistics of the current weights, not of the
+        # weights of the last ~100 steps (see src/training/batch_norm.py).
+        recalibration_callback(lambda index: sequence[index][0], len(sequence)),
         keras.callbacks.ModelCheckpoint(
             str(model_path), monitor="val_accuracy", mode="max", save_best_only=True
         ),
