@@ -98,7 +98,7 @@ def _agreement(pair: dict[str, Any]) -> str:
     ]
     return (
         _table(["", f"{first} right", f"{first} wrong"], rows)
-        + f"<p>McNemar p = {_number(agreement['mcnemar_p_value'])} "
+        + f"<p>McNemar p = {agreement['mcnemar_p_value']:.3g} "
         f"({escape(agreement['mcnemar_test'])}); same top-1 answer on "
         f"{_number(agreement['same_answer'], True)} of all inputs.</p>"
     )

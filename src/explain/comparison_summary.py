@@ -102,8 +102,9 @@ def _agreement(first: Any, second: Any, truths: list[str | None]) -> dict[str, A
     return {
         "labelled_inputs": int(right_first.size),
         **counts,
-        "mcnemar_p_value": _rounded(
-            mcnemar_exact(counts["first_only_right"], counts["second_only_right"]), 6
+        # Three significant digits: p-values of 1e-40 must not print as 0.
+        "mcnemar_p_value": float(
+            f"{mcnemar_exact(counts['first_only_right'], counts['second_only_right']):.3g}"
         ),
         "mcnemar_test": MCNEMAR_TEST,
         "same_answer": _rounded(same / len(answers[0])),
