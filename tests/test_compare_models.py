@@ -175,6 +175,13 @@ def test_border_model_is_flagged_and_different_sizes_and_layers_compare(ink_and_
     assert expected > 0.9 and not first["ink"]["flagged"]
     assert second["ink"]["mean_share"] == 0.0 and second["ink"]["flagged"]
     assert second["ink"]["inputs_below_chance"] == len(LABELS)
+    per_class = second["ink"]["per_class"]
+    assert {name: entry["inputs_with_heat"] for name, entry in per_class.items()} == {
+        "square": 6,
+        "circle": 1,
+        "line": 1,
+    }
+    assert all(entry["mean_share"] == 0.0 and entry["flagged"] for entry in per_class.values())
     # Always "square" against always "circle": known 2x2, and McNemar by hand:
     # 7 discordant inputs, 6 to 1: p = 2 * (C(7,0) + C(7,1)) / 2^7 = 0.125.
     assert (first["top1"], second["top1"]) == (0.75, 0.125)

@@ -39,17 +39,16 @@ def _correct(run: Any, truths: list[str | None], top: int) -> np.ndarray:
     )
 
 
-def _ink_summary(run: Any) -> dict[str, Any]:
+def _ink_figures(shares: np.ndarray, areas: np.ndarray) -> dict[str, Any]:
     """Mean share of heat near ink, the chance level, and the flag for background attention."""
-    defined = np.isfinite(run.ink_share)
-    share = float(run.ink_share[defined].mean()) if defined.any() else float("nan")
-    area = float(run.ink_area[defined].mean()) if defined.any() else float("nan")
-    below = int((run.ink_share[defined] < run.ink_area[defined]).sum())
+    defined = np.isfinite(shares)
+    share = float(shares[defined].mean()) if defined.any() else float("nan")
+    area = float(areas[defined].mean()) if defined.any() else float("nan")
     return {
         "mean_share": _rounded(share),
         "chance_share": _rounded(area),
         "lift": _rounded(share / area) if area > 0 else None,
-        "inputs_below_chance": below,
+        "inputs_below_chance": int((shares[defined] < areas[defined]).sum()),
         "inputs_with_heat": int(defined.sum()),
         # A uniform map puts ``area`` of its heat near ink; less than that means the model
         # looks at the blank canvas more than at the drawing.
@@ -57,7 +56,18 @@ def _ink_summary(run: Any) -> dict[str, Any]:
     }
 
 
-def _model_summary(run: Any, truths: list[str | None]) -> dict[str, Any]:
+def _ink_summary(run: Any, targets: list[str | None]) -> dict[str, Any]:
+    """Ink figures over every input, and per explained class."""
+    explained = np.array([target or "" for target in targets], dtype=object)
+    per_class = {
+        class_name: _ink_figures(run.ink_share[rows], run.ink_area[rows])
+        for class_name in dict.fromkeys(target for target in targets if target is not None)
+        if (rows := explained == class_name).any()
+    }
+    return {**_ink_figures(run.ink_share, run.ink_area), "per_class": per_class}
+
+
+def _model_summary(run: Any, truths: list[str | None], targets: list[str | None]) -> dict[str, Any]:
     """One model's description, accuracy on the labelled inputs, open-set figures and ink share."""
     top1, top3 = _correct(run, truths, 1), _correct(run, truths, 3)
     card: Mapping[str, Any] = run.spec.card or {}
@@ -76,7 +86,7 @@ def _model_summary(run: Any, truths: list[str | None]) -> dict[str, Any]:
             if isinstance(open_set, Mapping)
             else None
         ),
-        "ink": _ink_summary(run),
+        "ink": _ink_summary(run, targets),
     }
 
 
@@ -210,7 +220,9 @@ def summarise(comparison: Any) -> dict[str, Any]:
         "inputs": len(comparison.sources),
         "labelled_inputs": sum(truth is not None for truth in comparison.true_classes),
         "map_grid": comparison.grid,
-        "models": [_model_summary(run, comparison.true_classes) for run in runs],
+        "models": [
+            _model_summary(run, comparison.true_classes, comparison.targets) for run in runs
+        ],
         "pairs": [
             _pair_summary(comparison, a, b, correlations[pair_name(runs[a], runs[b])], means)
             for a, b in pairs

@@ -136,9 +136,9 @@ def run(args: argparse.Namespace) -> int:
     """Handler: check the label sets (before loading models), read DIR, compare, write."""
     from src.cli.batch_inputs import discover_inputs
     from src.data.labels import LabelMap
-    from src.explain.compare_models import (
+    from src.explain.compare_models import measure_models
+    from src.explain.compared_model import (
         ComparedModel,
-        measure_models,
         model_input_size,
         shared_class_names,
     )
