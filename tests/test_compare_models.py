@@ -356,3 +356,21 @@ def test_cli_disjoint_labels_exit_code_names_both(
     assert code == ExitStatus.LABELS_ERROR
     error = capsys.readouterr().err
     assert "a.h5 (circle, line, square) and b.h5 (cat, dog, fish) share no class name" in error
+
+
+def test_three_models_give_every_pair() -> None:
+    first, other = build_tiny_model(0), build_tiny_model(1)
+    images = np.random.default_rng(6).random((6, 8, 8)).astype(np.float32)
+    summary = compare_models(
+        [
+            ComparedModel(first, TINY_CLASSES, "a"),
+            ComparedModel(first, TINY_CLASSES, "copy"),
+            ComparedModel(other, TINY_CLASSES, "b"),
+        ],
+        [lambda size, image=image: image[..., None] for image in images],
+    )
+    pairs = {pair["name"]: pair["map_rank_correlation"]["mean"] for pair in summary["pairs"]}
+    assert list(pairs) == ["a vs copy", "a vs b", "copy vs b"]
+    # "copy" is the same model as "a": it agrees with "a" fully and with "b" exactly as "a" does.
+    assert pairs["a vs copy"] == 1.0
+    assert pairs["a vs b"] == pairs["copy vs b"] != 1.0

@@ -41,19 +41,53 @@ def register(subparsers: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--other_model", "--other-model", dest="other_models", action="append",
-                        required=True, type=Path, help="a model to compare with --model (repeat for more)")  # fmt: skip
-    parser.add_argument("--other_labels", "--other-labels", dest="other_labels", action="append",
-                        type=Path, help="label mapping of each --other_model, in order (default: --labels)")  # fmt: skip
-    parser.add_argument("--other_layer", "--other-layer", dest="other_layers", action="append",
-                        help="Grad-CAM layer of each --other_model, in order (default: automatic)")  # fmt: skip
+    parser.add_argument(
+        "--other_model",
+        "--other-model",
+        dest="other_models",
+        action="append",
+        required=True,
+        type=Path,
+        help="a model to compare with --model (repeat for more)",
+    )
+    parser.add_argument(
+        "--other_labels",
+        "--other-labels",
+        dest="other_labels",
+        action="append",
+        type=Path,
+        help="label mapping of each --other_model, in order (default: --labels)",
+    )
+    parser.add_argument(
+        "--other_layer",
+        "--other-layer",
+        dest="other_layers",
+        action="append",
+        help="Grad-CAM layer of each --other_model, in order (default: automatic)",
+    )
     parser.add_argument("--data", required=True, type=Path, help="folder of sketches")
-    parser.add_argument("--per_class", "--per-class", dest="per_class", type=positive_int,
-                        default=DEFAULT_PER_CLASS, help=f"inputs per class (default {DEFAULT_PER_CLASS})")  # fmt: skip
-    parser.add_argument("--audit", type=Path, default=None,
-                        help="folder holding the first model's audit.json (from `audit`)")  # fmt: skip
-    parser.add_argument("--other_audit", "--other-audit", dest="other_audits", action="append",
-                        type=Path, help="folder holding each --other_model's audit.json, in order")  # fmt: skip
+    parser.add_argument(
+        "--per_class",
+        "--per-class",
+        dest="per_class",
+        type=positive_int,
+        default=DEFAULT_PER_CLASS,
+        help=f"inputs per class (default {DEFAULT_PER_CLASS})",
+    )
+    parser.add_argument(
+        "--audit",
+        type=Path,
+        default=None,
+        help="folder holding the first model's audit.json (from `audit`)",
+    )
+    parser.add_argument(
+        "--other_audit",
+        "--other-audit",
+        dest="other_audits",
+        action="append",
+        type=Path,
+        help="folder holding each --other_model's audit.json, in order",
+    )
     parser.set_defaults(handler=run)
 
 
