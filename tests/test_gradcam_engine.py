@@ -574,3 +574,44 @@ def test_input_shapes(sketch_engine: GradCAM, shape: tuple[int, ...], expected: 
     first = images.reshape(-1, 64, 64, 1)[0]
     single = engine.generate_gradcam(first[np.newaxis])
     assert np.abs((heatmap if heatmap.ndim == 2 else heatmap[0]) - single).max() <= MAP_TOLERANCE
+
+
+# ----------------------------------------------------------------------------------------------
+# Target objects
+# ----------------------------------------------------------------------------------------------
+
+
+def test_class_sum_target_is_the_sum_of_the_class_gradients(
+    tiny_model: Any, tiny_images: np.ndarray
+) -> None:
+    """ClassSum((0, 2)): HiResCAM is linear in the gradient, so its raw map is the sum of the
+    tape reference's maps of class 0 and class 2."""
+    from src.visualization.targets import ClassSum
+
+    per_class = {}
+    for class_index in (0, 2):
+        activations, gradients, _ = tape_reference(
+            tiny_model,
+            tiny_model.get_layer("last_conv"),
+            tiny_model.get_layer("logits"),
+            tiny_images,
+            [class_index] * len(tiny_images),
+        )
+        per_class[class_index] = [
+            reference_raw_map("hirescam", a, g) for a, g in zip(activations, gradients)
+        ]
+    result = GradCAM(tiny_model, method="hirescam").explain(tiny_images, ClassSum((0, 2)))
+    for index in range(len(tiny_images)):
+        expected = per_class[0][index] + per_class[2][index]
+        np.testing.assert_allclose(result.raw_maps[index], expected, atol=1e-5)
+
+
+def test_predicted_target_is_not_a_sentinel(tiny_model: Any, tiny_images: np.ndarray) -> None:
+    """Predicted() explains the top class; -1 is an out-of-range class, not "predicted"."""
+    from src.visualization.targets import Predicted
+
+    engine = GradCAM(tiny_model)
+    expected = np.argmax(tiny_model.predict(tiny_images, verbose=0), axis=1)
+    assert engine.explain(tiny_images, Predicted()).class_indices.tolist() == expected.tolist()
+    with pytest.raises(UnknownClassError, match="out of range"):
+        engine.explain(tiny_images, [-1, 0, 0, 0])
