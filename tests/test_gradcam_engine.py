@@ -220,6 +220,27 @@ def test_matches_naive_tape_loop_on_sketch_model(sketch_model_path: Path) -> Non
     )
 
 
+def test_a_branch_bypassing_the_target_layer() -> None:
+    """target + skip(input) -> pool -> logits: the head also takes the images, and the map
+    is still of the target's own gradient, W[:, c] / (h w) at every position (by hand)."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(9)
+    inputs = keras.Input((6, 6, 1))
+    target = layers.Conv2D(3, 3, padding="same", activation="relu", name="target")(inputs)
+    skip = layers.Conv2D(3, 1, name="skip")(inputs)
+    pooled = layers.GlobalAveragePooling2D()(layers.Add()([target, skip]))
+    model = keras.Model(inputs, layers.Dense(2, name="logits")(pooled))
+    images = np.random.default_rng(2).random((3, 6, 6, 1)).astype(np.float32)
+    activations = keras.Model(inputs, target).predict(images, verbose=0).astype(np.float64)
+    kernel = model.get_layer("logits").get_weights()[0].astype(np.float64)
+    result = GradCAM(model, layer_name="target", method="hirescam").explain(images, 1)
+    for index, activation in enumerate(activations):
+        expected = activation @ (kernel[:, 1] / 36.0)
+        np.testing.assert_allclose(result.raw_maps[index], expected, rtol=1e-5, atol=1e-7)
+
+
 def test_batch_equals_single_images(tiny_model: Any, tiny_images: np.ndarray) -> None:
     """One batched call gives each image the map it gets alone."""
     engine = GradCAM(tiny_model)

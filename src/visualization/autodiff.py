@@ -8,6 +8,7 @@ Everything they share is written with ``keras.ops``; everything above them is Nu
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -70,7 +71,7 @@ def _tensorflow(sliced: SlicedModel, input_shape: tuple[Any, ...], classes: int)
             # Watching the activations keeps them on the tape whatever the weights' trainable
             # flags (a frozen backbone's variables are not watched).
             tape.watch(activations)
-            raw, outputs = sliced.scores_and_outputs(activations, call)
+            raw, outputs = sliced.scores_and_outputs(activations, images, call)
             scores = _logits(raw, sliced.affine)
             selected = _selected(scores, coefficients, predicted)
         return activations, tape.gradient(selected, activations), scores, outputs
@@ -78,7 +79,7 @@ def _tensorflow(sliced: SlicedModel, input_shape: tuple[Any, ...], classes: int)
     @tf.function(input_signature=[image_spec])
     def forward(images: Any) -> tuple[Any, ...]:
         activations = sliced.activations(images, call)
-        raw, outputs = sliced.scores_and_outputs(activations, call)
+        raw, outputs = sliced.scores_and_outputs(activations, images, call)
         return activations, _logits(raw, sliced.affine), outputs
 
     def to_numpy(function: Callable[..., Any]) -> Callable[..., tuple[np.ndarray, ...]]:
@@ -108,12 +109,19 @@ def _jax(sliced: SlicedModel) -> CompiledCam:
             affine = (kernel.value, None if bias is None else bias.value)
         return values, affine
 
+    # stateless_call hands its keywords straight to ``call``: only layers whose ``call`` takes
+    # ``training`` (Dropout, BatchNorm, models) may be given it.
+    takes_training = {
+        id(model): "training" in inspect.signature(model.call).parameters for model in models
+    }
+
     def caller(values: list[Any]) -> Callable[[Any, Any], Any]:
         by_model = {id(model): value for model, value in zip(models, values)}
 
         def call(model: Any, tensor: Any) -> Any:
             trainable, non_trainable = by_model[id(model)]
-            outputs, _ = model.stateless_call(trainable, non_trainable, tensor, training=False)
+            options = {"training": False} if takes_training[id(model)] else {}
+            outputs, _ = model.stateless_call(trainable, non_trainable, tensor, **options)
             return outputs
 
         return call
@@ -125,7 +133,7 @@ def _jax(sliced: SlicedModel) -> CompiledCam:
         activations = sliced.activations(images, call)
 
         def objective(tensor: Any) -> tuple[Any, tuple[Any, Any]]:
-            raw, outputs = sliced.scores_and_outputs(tensor, call)
+            raw, outputs = sliced.scores_and_outputs(tensor, images, call)
             scores = _logits(raw, affine)
             return _selected(scores, coefficients, predicted), (scores, outputs)
 
@@ -135,7 +143,7 @@ def _jax(sliced: SlicedModel) -> CompiledCam:
     def forward(values: Any, affine: Any, images: Any) -> tuple[Any, ...]:
         call = caller(values)
         activations = sliced.activations(images, call)
-        raw, outputs = sliced.scores_and_outputs(activations, call)
+        raw, outputs = sliced.scores_and_outputs(activations, images, call)
         return activations, _logits(raw, affine), outputs
 
     compiled_attributions = jax.jit(attributions)
@@ -165,11 +173,12 @@ def _torch(sliced: SlicedModel) -> CompiledCam:
         return tuple(tensor.detach().cpu().numpy() for tensor in tensors)
 
     def attributions(images: Any, coefficients: Any, predicted: Any) -> tuple[np.ndarray, ...]:
+        images = ops.convert_to_tensor(images)
         with torch.no_grad():
-            activations = sliced.activations(ops.convert_to_tensor(images), call)
+            activations = sliced.activations(images, call)
         activations = activations.detach().requires_grad_(True)
         with torch.enable_grad():
-            raw, outputs = sliced.scores_and_outputs(activations, call)
+            raw, outputs = sliced.scores_and_outputs(activations, images, call)
             scores = _logits(raw, sliced.affine)
             selected = _selected(
                 scores, ops.convert_to_tensor(coefficients), ops.convert_to_tensor(predicted)
@@ -178,9 +187,10 @@ def _torch(sliced: SlicedModel) -> CompiledCam:
         return to_numpy((activations, gradients, scores, outputs))
 
     def forward(images: Any) -> tuple[np.ndarray, ...]:
+        images = ops.convert_to_tensor(images)
         with torch.no_grad():
-            activations = sliced.activations(ops.convert_to_tensor(images), call)
-            raw, outputs = sliced.scores_and_outputs(activations, call)
+            activations = sliced.activations(images, call)
+            raw, outputs = sliced.scores_and_outputs(activations, images, call)
             return to_numpy((activations, _logits(raw, sliced.affine), outputs))
 
     return CompiledCam(attributions, forward)

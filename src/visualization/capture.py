@@ -30,12 +30,17 @@ class HeadStep:
     ``scores_are_output``: the step's output is the scores (a functional model cannot list one
     tensor twice among its outputs; in a Sequential, the logits layer).
     ``scores_are_input``: the step's input is the scores' source (a fused-softmax Dense).
+    ``needs_images``: a branch from the model's input bypasses the target layer (as in a
+    normalisation block), so the step takes [images, activations]; the gradient is still of
+    the activations alone, the branch being a second, independent input.
     """
 
     model: Any
     emits_scores: bool = False
     scores_are_output: bool = False
     scores_are_input: bool = False
+    # Takes [images, activations]: a branch from the input bypasses the target layer.
+    needs_images: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,13 +67,14 @@ class SlicedModel:
             tensor = call(model, tensor)
         return tensor
 
-    def scores_and_outputs(self, activations: Any, call: ModelCall) -> tuple[Any, Any]:
-        """Activations -> (class scores before any softmax, model output)."""
+    def scores_and_outputs(self, activations: Any, images: Any, call: ModelCall) -> tuple[Any, Any]:
+        """Activations (and the images, for a bypassing branch) -> (class scores before any
+        softmax, model output)."""
         tensor, scores = activations, None
         for step in self.head:
             if step.scores_are_input:
                 scores = tensor
-            produced = call(step.model, tensor)
+            produced = call(step.model, [images, tensor] if step.needs_images else tensor)
             tensor = produced[0] if step.emits_scores else _single(produced)
             if step.emits_scores:
                 scores = produced[1]
@@ -200,7 +206,7 @@ def slice_model(model: Any, chain: list[Any], score: ScoreSource) -> SlicedModel
             into, start = _nested_boundaries(level, inner)
             if into is not _level_input(level):
                 stem.append(_model(_level_input(level), into, f"{level.name}_to_{inner.name}"))
-        heads.append(_functional_head(level, start, score, score_layer))
+        heads.append(_functional_head(level, start, score, score_layer, depth == 0))
     head = [step for steps in reversed(heads) for step in steps]
     affine = None
     if score.kind == "dense_input" and any(
@@ -211,15 +217,34 @@ def slice_model(model: Any, chain: list[Any], score: ScoreSource) -> SlicedModel
     return SlicedModel(tuple(stem), tuple(head), affine)
 
 
-def _functional_head(level: Any, start: Any, score: ScoreSource, layer: Any) -> list[HeadStep]:
+def _functional_head(
+    level: Any, start: Any, score: ScoreSource, layer: Any, top: bool
+) -> list[HeadStep]:
     """The head step of a Functional level: ``start`` to its output (and the scores, when
-    ``layer`` is the score layer on this level); none when ``start`` is already the output."""
+    ``layer`` is the score layer on this level); none when ``start`` is already the output.
+
+    When a branch bypasses ``start``, the top level's step also takes the images.
+    """
     output = _level_output(level)
+    kinds: dict[str, bool] = {}
     if layer is None:
-        return [] if output is start else [HeadStep(_model(start, output, f"{level.name}_head"))]
-    scores = _single(layer.input if score.kind == "dense_input" else layer.output)
-    if scores is output:
         if output is start:
             return []
-        return [HeadStep(_model(start, output, f"{level.name}_head"), scores_are_output=True)]
-    return [HeadStep(_model(start, [output, scores], f"{level.name}_head"), emits_scores=True)]
+        outputs: Any = output
+    else:
+        scores = _single(layer.input if score.kind == "dense_input" else layer.output)
+        if scores is output:
+            if output is start:
+                return []
+            outputs, kinds = output, {"scores_are_output": True}
+        else:
+            outputs, kinds = [output, scores], {"emits_scores": True}
+    name = f"{level.name}_head"
+    try:
+        return [HeadStep(_model(start, outputs, name), **kinds)]
+    except LayerNotFoundError:
+        if not top:
+            raise
+    return [
+        HeadStep(_model([_level_input(level), start], outputs, name), needs_images=True, **kinds)
+    ]
