@@ -19,7 +19,7 @@ from src.visualization.autodiff import compile_cam
 from src.visualization.cam_methods import CamInputs, Method, normalise
 from src.visualization.capture import slice_model
 from src.visualization.target_layers import resolve_score_source, resolve_target_layer
-from src.visualization.targets import Predicted, Target, as_targets, target_arrays
+from src.visualization.targets import Target, as_targets, target_arrays
 
 
 @dataclass(frozen=True)
@@ -178,6 +178,3 @@ class CamEngine:
             layer_name=self.layer_name,
             method=method.name,
         )
-
-
-__all__ = ["Attributions", "CamEngine", "CamResult", "Predicted"]
