@@ -53,6 +53,20 @@ def _selected(scores: Any, coefficients: Any, predicted: Any) -> Any:
     return ops.sum(scores * weights)
 
 
+def _pad(array: np.ndarray) -> np.ndarray:
+    """``array`` padded with zero rows to the next power of two.
+
+    ``jax.jit`` compiles once per input shape; a server's batches take every size from 1 to
+    its maximum, and buckets keep that to a handful of compilations. Images are independent
+    (inference mode), so the padding rows change nothing in the real ones.
+    """
+    count = len(array)
+    size = 1 << max(count - 1, 0).bit_length()
+    if size == count:
+        return array
+    return np.concatenate([array, np.zeros((size - count, *array.shape[1:]), array.dtype)])
+
+
 def _tensorflow(sliced: SlicedModel, input_shape: tuple[Any, ...], classes: int) -> CompiledCam:
     """TensorFlow: ``GradientTape`` inside one ``tf.function`` per computation."""
     import tensorflow as tf
@@ -151,12 +165,15 @@ def _jax(sliced: SlicedModel) -> CompiledCam:
 
     def run_attributions(images: Any, coefficients: Any, predicted: Any) -> tuple[np.ndarray, ...]:
         values, affine = weights()
-        results = compiled_attributions(values, affine, images, coefficients, predicted)
-        return tuple(np.asarray(result) for result in results)
+        count = len(images)
+        padded = (_pad(images), _pad(coefficients), _pad(predicted))
+        results = compiled_attributions(values, affine, *padded)
+        return tuple(np.asarray(result)[:count] for result in results)
 
     def run_forward(images: Any) -> tuple[np.ndarray, ...]:
         values, affine = weights()
-        return tuple(np.asarray(result) for result in compiled_forward(values, affine, images))
+        results = compiled_forward(values, affine, _pad(images))
+        return tuple(np.asarray(result)[: len(images)] for result in results)
 
     return CompiledCam(run_attributions, run_forward)
 
