@@ -29,9 +29,12 @@ demo: $(STAMP)
 	@echo "Results: $(DEMO_OUTPUT)/single (gradcam_prediction.png, analysis_summary.json, top_predictions/)"
 	@echo "         $(DEMO_OUTPUT)/batch (report.html, batch_summary.json, batch_summary.csv)"
 
-## test: the whole suite (fuzzers at CI size, browser test included)
+## test: the whole suite (fuzzers at CI size, browser test included), then the engine's
+## oracle tests again with JAX as the process's Keras backend. The suite itself compares every
+## map on TensorFlow with JAX (and PyTorch when the torch extra is installed) in subprocesses.
 test: $(DEV_STAMP)
 	$(BIN)/python -m pytest -q
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -q tests/test_backend_agreement.py -k oracle
 
 ## serve: the web app with the shipped model on http://127.0.0.1:8000
 serve: $(STAMP)

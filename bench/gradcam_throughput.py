@@ -1,12 +1,15 @@
-"""Grad-CAM engine throughput against a forward pass, a naive loop and tf-keras-vis, in one run.
+"""Grad-CAM engine throughput on every installed Keras backend, against each backend's own
+compiled forward pass, plus TensorFlow's naive loop and tf-keras-vis, in one table.
 
 Usage (from the repository root): ``python -m bench.gradcam_throughput [--batch_size 256]``.
 
-Prints images per second and these ratios (targets in brackets; printed, not asserted):
-    engine / forward          the compiled engine vs a ``tf.function`` forward pass   [>= 0.9]
-    engine / naive loop       vs a per-image ``tf.GradientTape`` loop                 [>= 15]
-    engine / tf-keras-vis     vs ``tf_keras_vis.gradcam.Gradcam`` when installed      [>= 5]
-and the batch-1 latency of the engine vs ``model.predict``.
+Each backend (tensorflow, jax, torch when installed) runs in its own process, since Keras fixes
+its backend at import. One row per backend: forward images/s (the backend's compiled forward:
+``tf.function``, ``jax.jit`` of ``stateless_call``, torch without autograd), engine images/s
+(``GradCAM.explain``), engine / forward [target >= 0.9], and batch-1 latency. Then, on
+TensorFlow in the same process as its row: a per-image ``tf.GradientTape`` loop
+[engine / naive >= 15] and ``tf_keras_vis.gradcam.Gradcam`` when installed [engine / vis >= 5].
+Targets are printed, not asserted.
 
 The model is ``models/best_model.h5`` when present, else a freshly built ``build_cnn`` with 24
 classes (same architecture and cost, random weights).
@@ -109,76 +112,155 @@ def tf_keras_vis_gradcam(model: Any, layer_name: str) -> tuple[Callable[..., Any
     return run, "ok"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Time every contender on one batch in one process and print the ratios."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--batch_size", "--batch-size", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--naive_images", "--naive-images", type=int, default=64)
-    parser.add_argument("--num_classes", "--num-classes", type=int, default=24)
-    args = parser.parse_args(argv)
-    import tensorflow as tf
+BACKENDS = ("tensorflow", "jax", "torch")
 
+
+def measure_backend(args: argparse.Namespace) -> dict[str, Any]:
+    """This process's backend: forward and engine rates, batch-1 latency; on TensorFlow also
+    the naive loop and tf-keras-vis. Returned as one JSON-ready dict."""
+    import keras
+
+    from src.visualization.autodiff import compile_forward
     from src.visualization.gradcam import GradCAM
-    from src.visualization.target_layers import resolve_score_source
 
     model, note = load_bench_model(args.num_classes)
-    print(f"model: {note} ({model.count_params():,} params)")
     batch = np.random.default_rng(0).random((args.batch_size, *model.input_shape[1:]), np.float32)
     engine = GradCAM(model)
-    print(f"target layer: {engine.layer_name}, device: {tf.config.list_logical_devices()[-1].name}")
-    forward = tf.function(lambda images: model(images, training=False))
+    forward = compile_forward(model)
+    row: dict[str, Any] = {
+        "backend": keras.backend.backend(),
+        "model": note,
+        "layer": engine.layer_name,
+        "batch": len(batch),
+    }
     seconds = best_seconds(
-        {"forward": lambda: forward(batch).numpy(), "engine": lambda: engine.explain(batch)},
+        {"forward": lambda: forward(batch), "engine": lambda: engine.explain(batch)},
         args.repeats,
     )
-    forward_rate, engine_rate = (len(batch) / seconds[name] for name in ("forward", "engine"))
-    print(f"forward (tf.function): {forward_rate:9.0f} images/s")
-    print(f"engine explain():      {engine_rate:9.0f} images/s")
-    print(f"engine / forward:      {engine_rate / forward_rate:6.2f}  (target >= 0.9)")
+    row["forward"] = len(batch) / seconds["forward"]
+    row["engine"] = len(batch) / seconds["engine"]
+    one = batch[:1]
+    latency = best_seconds(
+        {"engine": lambda: engine.explain(one), "forward": lambda: forward(one)},
+        args.repeats * 4,
+    )
+    row["engine_ms"] = 1000 * latency["engine"]
+    row["forward_ms"] = 1000 * latency["forward"]
+    if row["backend"] == "tensorflow":
+        row.update(tensorflow_baselines(model, engine, batch, args))
+    return row
 
+
+def tensorflow_baselines(
+    model: Any, engine: Any, batch: np.ndarray, args: argparse.Namespace
+) -> dict[str, Any]:
+    """The naive per-image tape loop and tf-keras-vis, each timed against the engine."""
+    from src.visualization.target_layers import resolve_score_source
+
+    found: dict[str, Any] = {}
     logits_name = resolve_score_source(model).layer.name
     naive = naive_gradcam(model, engine.layer_name, logits_name)
     subset = batch[: args.naive_images]
     seconds = best_seconds(
         {"naive": lambda: naive(subset), "engine": lambda: engine.explain(subset)}, 1, warmups=1
     )
-    naive_rate = len(subset) / seconds["naive"]
-    print(f"naive tape loop:       {naive_rate:9.0f} images/s ({len(subset)} images)")
-    ratio = (len(subset) / seconds["engine"]) / naive_rate
-    print(f"engine / naive loop:   {ratio:6.2f}  (target >= 15; both on {len(subset)} images)")
-
+    found["naive"] = len(subset) / seconds["naive"]
+    found["naive_engine"] = len(subset) / seconds["engine"]
+    found["naive_images"] = len(subset)
     vis, status = tf_keras_vis_gradcam(model, engine.layer_name)
-    if vis is None:
-        print(f"tf-keras-vis Gradcam:  skipped, {status}")
-    else:
+    found["vis_status"] = status
+    if vis is not None:
         classes = engine.explain(batch).class_indices.tolist()
         seconds = best_seconds(
             {"vis": lambda: vis(batch, classes), "engine": lambda: engine.explain(batch)},
             2,
             warmups=1,
         )
-        vis_rate = len(batch) / seconds["vis"]
-        print(f"tf-keras-vis Gradcam:  {vis_rate:9.0f} images/s (ReplaceToLinear on a clone)")
-        ratio = seconds["vis"] / seconds["engine"]
-        print(f"engine / tf-keras-vis: {ratio:6.2f}  (target >= 5)")
+        found["vis"] = len(batch) / seconds["vis"]
+        found["vis_engine"] = len(batch) / seconds["engine"]
+    return found
 
-    one = batch[:1]
-    milliseconds = {
-        name: 1000 * value
-        for name, value in best_seconds(
-            {
-                "engine": lambda: engine.explain(one),
-                "predict": lambda: model.predict(one, verbose=0),
-                "forward": lambda: forward(one).numpy(),
-            },
-            args.repeats * 4,
-        ).items()
-    }
-    print(
-        f"batch-1 latency: engine {milliseconds['engine']:.1f} ms, model.predict "
-        f"{milliseconds['predict']:.1f} ms, tf.function forward {milliseconds['forward']:.1f} ms"
+
+def run_backend(backend: str, argv: list[str]) -> dict[str, Any] | str:
+    """One backend's row from a subprocess, or why it could not run."""
+    import importlib.util
+    import json
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec(backend) is None:
+        return f"not installed (pip install -e '.[{backend}]')"
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.gradcam_throughput", "--row", *argv],
+        env={**os.environ, "KERAS_BACKEND": backend},
+        capture_output=True,
+        text=True,
     )
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
+    if completed.returncode != 0 or not lines:
+        return f"failed: {completed.stderr.strip().splitlines()[-1:]}"
+    return json.loads(lines[-1])  # type: ignore[no-any-return]
+
+
+def print_table(rows: dict[str, dict[str, Any] | str]) -> None:
+    """One row per backend, then the TensorFlow-only baselines."""
+    first = next((row for row in rows.values() if isinstance(row, dict)), None)
+    if first is not None:
+        print(f"model: {first['model']}, layer {first['layer']}, batch {first['batch']}")
+    print(
+        f"{'backend':<11} {'forward img/s':>14} {'engine img/s':>13} {'engine/forward':>15} "
+        f"{'batch-1 engine ms':>18} {'batch-1 forward ms':>19}"
+    )
+    for backend, row in rows.items():
+        if isinstance(row, str):
+            print(f"{backend:<11} {row}")
+            continue
+        print(
+            f"{backend:<11} {row['forward']:14.0f} {row['engine']:13.0f} "
+            f"{row['engine'] / row['forward']:15.2f} {row['engine_ms']:18.1f} "
+            f"{row['forward_ms']:19.1f}"
+        )
+    print("(target: engine/forward >= 0.9 on each backend)")
+    tensorflow = rows.get("tensorflow")
+    if isinstance(tensorflow, dict):
+        ratio = tensorflow["naive_engine"] / tensorflow["naive"]
+        print(
+            f"{'naive loop':<11} {'':14} {tensorflow['naive']:13.0f}   engine / naive "
+            f"{ratio:.1f} (target >= 15; TensorFlow, {tensorflow['naive_images']} images)"
+        )
+        if "vis" in tensorflow:
+            ratio = tensorflow["vis_engine"] / tensorflow["vis"]
+            print(
+                f"{'tf-keras-vis':<11} {'':14} {tensorflow['vis']:13.0f}   engine / vis "
+                f"{ratio:.1f} (target >= 5; ReplaceToLinear on a clone)"
+            )
+        else:
+            print(f"{'tf-keras-vis':<11} skipped, {tensorflow['vis_status']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every installed backend in its own process and print one table."""
+    import json
+    import sys
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--batch_size", "--batch-size", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--naive_images", "--naive-images", type=int, default=64)
+    parser.add_argument("--num_classes", "--num-classes", type=int, default=24)
+    parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
+    parser.add_argument("--row", action="store_true", help=argparse.SUPPRESS)
+    arguments = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(arguments)
+    if args.row:
+        print(json.dumps(measure_backend(args)))
+        return 0
+    passed = [
+        argument
+        for argument in arguments
+        if argument not in args.backends and not argument.startswith("--backends")
+    ]
+    print_table({backend: run_backend(backend, passed) for backend in args.backends})
     return 0
 
 

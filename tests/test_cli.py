@@ -302,7 +302,7 @@ def test_spec_predict_script_with_gradcam_writes_the_single_outputs(
 def test_predict_prints_the_ranking_in_process(
     sketch_model_path: Path, sketch_labels_path: Path, sketch_model_dir: Path, keras_model, capsys
 ) -> None:  # type: ignore[no-untyped-def]
-    from src.inference.predict import main as predict_main
+    from src.cli.predict import main as predict_main
 
     image = sketch_model_dir / "sketches" / "line" / "1.png"
     code = predict_main(

@@ -220,6 +220,27 @@ def test_matches_naive_tape_loop_on_sketch_model(sketch_model_path: Path) -> Non
     )
 
 
+def test_a_branch_bypassing_the_target_layer() -> None:
+    """target + skip(input) -> pool -> logits: the head also takes the images, and the map
+    is still of the target's own gradient, W[:, c] / (h w) at every position (by hand)."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(9)
+    inputs = keras.Input((6, 6, 1))
+    target = layers.Conv2D(3, 3, padding="same", activation="relu", name="target")(inputs)
+    skip = layers.Conv2D(3, 1, name="skip")(inputs)
+    pooled = layers.GlobalAveragePooling2D()(layers.Add()([target, skip]))
+    model = keras.Model(inputs, layers.Dense(2, name="logits")(pooled))
+    images = np.random.default_rng(2).random((3, 6, 6, 1)).astype(np.float32)
+    activations = keras.Model(inputs, target).predict(images, verbose=0).astype(np.float64)
+    kernel = model.get_layer("logits").get_weights()[0].astype(np.float64)
+    result = GradCAM(model, layer_name="target", method="hirescam").explain(images, 1)
+    for index, activation in enumerate(activations):
+        expected = activation @ (kernel[:, 1] / 36.0)
+        np.testing.assert_allclose(result.raw_maps[index], expected, rtol=1e-5, atol=1e-7)
+
+
 def test_batch_equals_single_images(tiny_model: Any, tiny_images: np.ndarray) -> None:
     """One batched call gives each image the map it gets alone."""
     engine = GradCAM(tiny_model)
@@ -574,3 +595,44 @@ def test_input_shapes(sketch_engine: GradCAM, shape: tuple[int, ...], expected: 
     first = images.reshape(-1, 64, 64, 1)[0]
     single = engine.generate_gradcam(first[np.newaxis])
     assert np.abs((heatmap if heatmap.ndim == 2 else heatmap[0]) - single).max() <= MAP_TOLERANCE
+
+
+# ----------------------------------------------------------------------------------------------
+# Target objects
+# ----------------------------------------------------------------------------------------------
+
+
+def test_class_sum_target_is_the_sum_of_the_class_gradients(
+    tiny_model: Any, tiny_images: np.ndarray
+) -> None:
+    """ClassSum((0, 2)): HiResCAM is linear in the gradient, so its raw map is the sum of the
+    tape reference's maps of class 0 and class 2."""
+    from src.visualization.targets import ClassSum
+
+    per_class = {}
+    for class_index in (0, 2):
+        activations, gradients, _ = tape_reference(
+            tiny_model,
+            tiny_model.get_layer("last_conv"),
+            tiny_model.get_layer("logits"),
+            tiny_images,
+            [class_index] * len(tiny_images),
+        )
+        per_class[class_index] = [
+            reference_raw_map("hirescam", a, g) for a, g in zip(activations, gradients)
+        ]
+    result = GradCAM(tiny_model, method="hirescam").explain(tiny_images, ClassSum((0, 2)))
+    for index in range(len(tiny_images)):
+        expected = per_class[0][index] + per_class[2][index]
+        np.testing.assert_allclose(result.raw_maps[index], expected, atol=1e-5)
+
+
+def test_predicted_target_is_not_a_sentinel(tiny_model: Any, tiny_images: np.ndarray) -> None:
+    """Predicted() explains the top class; -1 is an out-of-range class, not "predicted"."""
+    from src.visualization.targets import Predicted
+
+    engine = GradCAM(tiny_model)
+    expected = np.argmax(tiny_model.predict(tiny_images, verbose=0), axis=1)
+    assert engine.explain(tiny_images, Predicted()).class_indices.tolist() == expected.tolist()
+    with pytest.raises(UnknownClassError, match="out of range"):
+        engine.explain(tiny_images, [-1, 0, 0, 0])

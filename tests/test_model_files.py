@@ -196,7 +196,7 @@ def test_predict_py_exits_with_model_error(
     name: str,
     message: str,
 ) -> None:
-    from src.inference.predict import main
+    from src.cli.predict import main
 
     status = main(
         [

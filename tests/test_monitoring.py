@@ -27,8 +27,8 @@ def test_summarise_map_of_a_known_map() -> None:
 
 def test_spec_calls_log_an_analysis(tmp_path: Path) -> None:
     from src.data.preprocess import strokes_to_model_input
-    from src.monitoring import attention_log
-    from src.visualization.gradcam import generate_gradcam_analysis, log_attention_pattern
+    from src.monitoring.attention_log import generate_gradcam_analysis, log_attention_pattern
+    from src.visualization.explainer import Explainer
     from tests.test_explain_strokes import BOTTOM_STROKE, TOP_STROKE, build_top_half_model
 
     model = build_top_half_model()
@@ -42,7 +42,9 @@ def test_spec_calls_log_an_analysis(tmp_path: Path) -> None:
     )
     assert result["map"]["centroid"][1] < 0.5  # the attention is in the top half
     assert generate_gradcam_analysis(paper_sketch, model)["top"][0]["class_name"] == "0"
-    assert len(attention_log._GRADCAM_CACHE[model]) == 1  # built once per model
+    # Built once per model: the model's one Explainer hands out the same GradCAM every time.
+    explainer = Explainer.for_model(model)
+    assert explainer is Explainer.for_model(model) and explainer.cam() is explainer.cam()
     log = tmp_path / "logs" / "attention.jsonl"
     record = log_attention_pattern(result, "req/1", log_path=log)
     line = json.loads(log.read_text().strip())

@@ -505,7 +505,7 @@ def test_a_batch_that_does_not_answer_in_time_is_503(
         # The requests that gave up cancelled their jobs; the batch worker must still answer.
         engine = client.app.state.engine  # type: ignore[attr-defined]
         sketch = engine.model_input(square_png, None)
-        job = engine.batcher.submit((PREDICT_ONLY, None, False), sketch)
+        job = engine.batcher.submit((PREDICT_ONLY, None), sketch)
         assert job.result(timeout=10).probabilities.shape == (len(TINY_CLASSES),)
 
 

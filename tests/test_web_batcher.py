@@ -16,7 +16,7 @@ from src.web.batcher import Batcher, BatcherClosedError
 
 
 class RecordingCompute:
-    """compute(key, images, class_indices): one call recorded per group; can be held or fail."""
+    """compute(key, images, targets): one call recorded per group; can be held or fail."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[Hashable, int]] = []
@@ -25,7 +25,9 @@ class RecordingCompute:
         self.started = threading.Event()
         self.fail_key: Hashable | None = None
 
-    def __call__(self, key: Hashable, images: np.ndarray, class_indices: np.ndarray) -> list[float]:
+    def __call__(
+        self, key: Hashable, images: np.ndarray, class_indices: list[object]
+    ) -> list[float]:
         self.started.set()
         self.release.wait(10)
         self.calls.append((key, len(images)))
@@ -33,7 +35,8 @@ class RecordingCompute:
             raise RuntimeError("model exploded")
         # The class index counts when given (the default -1 means "the predicted class").
         return [
-            float(image.sum()) + max(int(index), 0) for image, index in zip(images, class_indices)
+            float(image.sum()) + (int(index) if index is not None else 0)
+            for image, index in zip(images, class_indices)
         ]
 
 
@@ -54,8 +57,8 @@ def test_queued_jobs_are_batched_by_key_with_their_own_results() -> None:
     batcher = Batcher(compute, max_batch_size=8, max_wait_s=0.0)
     try:
         first = hold_first_batch(compute, batcher)
-        futures = [batcher.submit("a", image(value), class_index=1) for value in (1, 2, 3)]
-        futures += [batcher.submit("b", image(10.0), class_index=5)]
+        futures = [batcher.submit("a", image(value), target=1) for value in (1, 2, 3)]
+        futures += [batcher.submit("b", image(10.0), target=5)]
         compute.release.set()
         assert first.result(10) == 0.0  # type: ignore[attr-defined]
         # 4 pixels of value v plus the class index

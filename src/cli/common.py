@@ -1,4 +1,4 @@
-"""Helpers every subcommand shares: global options, loading the engine once, atomic writes, emit."""
+"""Helpers every subcommand shares: global options, loading the Explainer once, atomic writes, emit."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import json
 import os
 import sys
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +53,7 @@ def colormap_name(text: str) -> str:
 
 
 def cam_method(text: str) -> str:
-    """argparse type: one of the engine's methods (imports TensorFlow, so only at parse time)."""
+    """argparse type: one of the engine's methods."""
     from src.visualization.cam_methods import METHODS
 
     if text not in METHODS:
@@ -122,42 +121,31 @@ def add_engine_options(parser: argparse.ArgumentParser, legacy: bool = False) ->
     )
 
 
-@dataclass(frozen=True)
-class Engine:
-    """A model, its labels and a GradCAM built once, shared by every image of a command."""
-
-    model_path: Path
-    model: Any
-    labels: LabelMap
-    predictor: Any  # src.inference.predictor.Predictor
-    gradcam: Any  # src.visualization.gradcam.GradCAM
-
-    @property
-    def class_names(self) -> tuple[str, ...]:
-        """Class names in output order."""
-        return self.labels.class_names
-
-
 def load_labels(args: argparse.Namespace) -> LabelMap:
     """The label mapping named by --labels (cheap: no TensorFlow)."""
     return LabelMap.load(args.labels)
 
 
-def load_engine(args: argparse.Namespace, labels: LabelMap | None = None) -> Engine:
-    """Load the model once and build the Predictor and GradCAM from the global options.
+def load_engine(args: argparse.Namespace, labels: LabelMap | None = None) -> Any:
+    """Load the model once into an ``Explainer`` with the global options' method and layer.
+
+    Returns:
+        src.visualization.explainer.Explainer (its default GradCAM already built, so a bad
+        --layer is reported before any image is read).
 
     Raises:
         LabelMappingError, ModelLoadError, LayerNotFoundError: with the fix in the message.
     """
-    from src.inference.predictor import Predictor
-    from src.visualization.gradcam import GradCAM
+    from src.visualization.explainer import Explainer
 
     # Labels first: a bad mapping is reported before the slow model load.
     labels = labels if labels is not None else load_labels(args)
-    # Predictor checks the input shape and that the model's outputs match the label count.
-    predictor = Predictor.from_files(args.model, labels)
-    gradcam = GradCAM(predictor.model, layer_name=args.layer, method=args.method or DEFAULT_METHOD)
-    return Engine(Path(args.model), predictor.model, labels, predictor, gradcam)
+    # from_files checks the input shape and that the model's outputs match the label count.
+    explainer = Explainer.from_files(
+        args.model, labels, default_method=args.method or DEFAULT_METHOD, default_layer=args.layer
+    )
+    explainer.cam()
+    return explainer
 
 
 def prepare_output_dir(path: str | Path) -> Path:

@@ -105,13 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: load, evaluate, write metrics.json and confusion_matrix.png."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    import keras
-
+    from src.models.io import load_model
     from src.visualization.figures import save_confusion_matrix
 
     labels = LabelMap.load(args.label_mapping)
     images, targets = load_folder(args.data_dir, labels, args.limit)
-    model = keras.models.load_model(args.model_path, compile=False)
+    # The project's loader: safe mode (no Lambda code), clear errors, legacy .h5 handled.
+    model = load_model(args.model_path)
     result = evaluate(model, images, targets, labels)
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """Contrastive maps, "why A and not B": Grad-CAM of the logit difference ``logit_A - logit_B``.
 
-The engine's own capturing forward is reused (same target layer, same logits, the model is
-never modified); only the differentiated score changes.
+The engine's compiled gradients are reused (same target layer, same logits, the model is
+never modified); only the target changes.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 
-from src.data.preprocess import to_batch
 from src.errors import SketchError, UnknownClassError
 
 
@@ -31,52 +30,25 @@ class ContrastResult:
 class ContrastiveCAM:
     """Grad-CAM (or another gradient method) of ``logit_A - logit_B`` in one compiled call.
 
+    The target is ``targets.Contrast(A, B)`` on the GradCAM's own engine (same layer, same
+    compiled gradients); the map against is the same formula on the negated gradients.
+
     Args:
-        gradcam: a ``GradCAM``; its target layer and gradient method are used.
+        gradcam: a ``GradCAM``; its engine and gradient method are used.
 
     Raises:
         SketchError: for forward-only methods (Score-CAM, Eigen-CAM have no gradient to contrast).
     """
 
     def __init__(self, gradcam: Any) -> None:
-        import tensorflow as tf
+        from src.visualization.cam_methods import GRADIENT_METHODS
 
-        from src.visualization import cam_methods
-        from src.visualization.forward import build_capturing_forward
-        from src.visualization.target_layers import resolve_score_source, resolve_target_layer
-
-        if gradcam.method not in cam_methods.GRADIENT_FORMULAS:
+        if gradcam.method not in GRADIENT_METHODS:
             raise SketchError(
                 f"contrastive maps need a gradient method, not {gradcam.method!r}; use one of "
-                f"{', '.join(cam_methods.GRADIENT_FORMULAS)}"
+                f"{', '.join(GRADIENT_METHODS)}"
             )
         self.gradcam = gradcam
-        model = gradcam.model
-        _, chain = resolve_target_layer(model, gradcam.layer_name)
-        self._forward = build_capturing_forward(model, chain, resolve_score_source(model))
-        self._formula = cam_methods.GRADIENT_FORMULAS[gradcam.method]
-        spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
-        index_spec = tf.TensorSpec((None,), tf.int64)
-        self._graph = tf.function(self._contrast, input_signature=[spec, index_spec, index_spec])
-
-    def _contrast(self, images: Any, class_a: Any, class_b: Any) -> tuple[Any, ...]:
-        """Compiled: signed raw map of d(logit_A - logit_B), both normalised halves, outputs."""
-        import tensorflow as tf
-
-        from src.visualization.cam_methods import normalise
-
-        with tf.GradientTape() as tape:
-            activations, scores, outputs = self._forward(images)
-            # The margin between the two logits: positive evidence for A is negative for B.
-            margin = tf.gather(scores, class_a, axis=1, batch_dims=1) - tf.gather(
-                scores, class_b, axis=1, batch_dims=1
-            )
-        gradients = tape.gradient(margin, activations)
-        raw = self._formula(activations, gradients)
-        # Where the margin's map is negative the image argues for B; show that half too.
-        against = self._formula(activations, -gradients)
-        size = self.gradcam.input_size
-        return raw, normalise(raw, size), normalise(against, size), outputs, margin
 
     def explain(self, images: Any, class_a: Any, class_b: Any) -> ContrastResult:
         """Contrastive maps for a batch.
@@ -89,29 +61,52 @@ class ContrastiveCAM:
         Raises:
             UnknownClassError: out-of-range classes, or A equal to B.
         """
-        batch = to_batch(images)
-        first = self.gradcam._class_index_array(class_a, len(batch))
-        second = self.gradcam._class_index_array(class_b, len(batch))
-        if np.any(first == second):
-            raise UnknownClassError("contrast needs two different classes (A equals B)")
-        raw, heatmaps, against, outputs, margin = (
-            tensor.numpy() for tensor in self._graph(batch, first, second)
-        )
+        from src.visualization.cam_methods import normalise
+        from src.visualization.targets import Contrast
+
+        engine, method = self.gradcam.engine, self.gradcam.method_object
+        batch = engine.batch(images)
+        first = _per_image(class_a, len(batch))
+        second = _per_image(class_b, len(batch))
+        targets = [Contrast(int(a), int(b)) for a, b in zip(first, second)]
+        attributions = engine.attributions(batch, targets)
+        raw = engine.raw_maps(method, attributions)
+        # Where the margin's map is negative the image argues for B; show that half too.
+        against = engine.raw_maps(method, attributions, sign=-1.0)
+        size = batch.shape[1:3]
         return ContrastResult(
-            heatmaps=heatmaps.astype(np.float32),
-            against=against.astype(np.float32),
-            raw_maps=raw.astype(np.float32),
+            heatmaps=normalise(raw, size),
+            against=normalise(against, size),
+            raw_maps=raw,
             class_a=first,
             class_b=second,
-            probabilities=outputs.astype(np.float32),
-            logit_margin=margin.astype(np.float32),
+            probabilities=attributions.probabilities,
+            logit_margin=(attributions.scores * attributions.coefficients)
+            .sum(axis=1)
+            .astype(np.float32),
         )
+
+
+def _per_image(classes: Any, count: int) -> np.ndarray:
+    """One int or one per image as an int64 array of length ``count``.
+
+    Raises:
+        UnknownClassError: the wrong number of classes.
+    """
+    array = np.atleast_1d(np.asarray(classes, dtype=np.int64))
+    if array.size == 1:
+        array = np.full(count, int(array[0]), np.int64)
+    if array.shape != (count,):
+        raise UnknownClassError(f"got {array.size} classes for {count} images")
+    return array
 
 
 def top_two_classes(probabilities: np.ndarray) -> tuple[int, int]:
     """The two most likely classes of one probability vector (ties by index)."""
-    order = np.argsort(-np.asarray(probabilities), kind="stable")
-    return int(order[0]), int(order[1])
+    from src.inference.ranking import top_classes
+
+    first, second = top_classes(probabilities, 2)
+    return int(first), int(second)
 
 
 def most_confused_pairs(

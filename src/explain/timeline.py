@@ -9,6 +9,7 @@ import numpy as np
 
 from src.data.preprocess import strokes_to_model_input
 from src.data.raster import validate_strokes
+from src.inference.ranking import top_classes
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ def timeline_to_dict(timeline: Timeline, class_names: Any = None, top_k: int = 3
     final = timeline.final_class
     steps = []
     for step, row in enumerate(timeline.probabilities):
-        order = np.argsort(-row, kind="stable")[:top_k]
+        order = top_classes(row, top_k)
         steps.append(
             {
                 "strokes": step + 1,

@@ -1,4 +1,5 @@
-"""Predictor: a model and its labels, one compiled forward pass, ranked predictions out."""
+"""Predictor: a model and its labels, one compiled forward pass (on the running Keras backend),
+ranked predictions out."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 
 from src.data.labels import LabelMap
 from src.data.preprocess import to_batch
+from src.inference.ranking import top_classes
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ def rank_classes(
     probabilities: np.ndarray, labels: LabelMap, top_k: int
 ) -> tuple[RankedClass, ...]:
     """The ``top_k`` classes of one probability vector, most likely first (ties by index)."""
-    order = np.argsort(-probabilities, kind="stable")[: max(1, min(top_k, len(probabilities)))]
+    order = top_classes(probabilities, top_k)
     return tuple(
         RankedClass(rank, int(index), labels.name_of(int(index)), float(probabilities[index]))
         for rank, index in enumerate(order, start=1)
@@ -56,9 +58,8 @@ class Predictor:
     """
 
     def __init__(self, model: Any, labels: LabelMap) -> None:
-        import tensorflow as tf
-
         from src.errors import LabelMappingError
+        from src.visualization.autodiff import compile_forward
 
         outputs = int(model.output_shape[-1])
         if outputs != len(labels):
@@ -68,10 +69,7 @@ class Predictor:
             )
         self.model = model
         self.labels = labels
-        spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
-        self._forward = tf.function(
-            lambda images: model(images, training=False), input_signature=[spec]
-        )
+        self._forward = compile_forward(model)
 
     @classmethod
     def from_files(cls, model_path: str | Path, labels: LabelMap | str | Path) -> Predictor:

@@ -17,7 +17,6 @@ import fcntl
 import json
 import os
 import time
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -35,7 +34,6 @@ DEFAULT_BACKUPS = 5
 GRID_SIZE = 8
 # Model-input pixels above this are ink when measuring the share of heat on ink.
 INK_LEVEL = 0.1
-_GRADCAM_CACHE: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 def summarise_map(heatmap: np.ndarray, image: np.ndarray) -> dict[str, Any]:
@@ -69,16 +67,14 @@ def summarise_map(heatmap: np.ndarray, image: np.ndarray) -> dict[str, Any]:
 
 
 def _gradcam_for(model: Any, layer_name: str | None, method: str) -> Any:
-    """A GradCAM for ``model``, built once per model object (and per layer and method)."""
-    from src.visualization.gradcam import GradCAM
+    """The GradCAM to use: ``model`` itself when it is one, else its Explainer's (so a bare
+    Keras model is sliced and compiled once, however often the guide's snippet calls this)."""
+    from src.visualization.explainer import Explainer
 
-    if isinstance(model, GradCAM):
+    if hasattr(model, "explain") and hasattr(model, "layer_name"):
         return model
-    cached = _GRADCAM_CACHE.setdefault(model, {})
-    key = (layer_name, method)
-    if key not in cached:
-        cached[key] = GradCAM(model, layer_name=layer_name, method=method)
-    return cached[key]
+    explainer = model if isinstance(model, Explainer) else Explainer.for_model(model)
+    return explainer.cam(method, layer_name)
 
 
 def generate_gradcam_analysis(
@@ -94,7 +90,7 @@ def generate_gradcam_analysis(
 
     Args:
         image: anything ``to_model_input`` accepts (PIL image, array of either polarity).
-        model: a Keras model (its GradCAM is cached) or a ready ``GradCAM``.
+        model: a Keras model, an ``Explainer`` or a ready ``GradCAM``.
         class_names: names in output order (a LabelMap's ``class_names``); default indices.
         top_k: how many ranked classes to keep.
         layer_name: target layer; default the engine's automatic choice.
@@ -131,7 +127,9 @@ def analysis_from_cam(
     gradcam: Any = None,
 ) -> dict[str, Any]:
     """The analysis record from an already computed map (lets the web app avoid a second pass)."""
-    order = np.argsort(-probabilities, kind="stable")[: max(1, min(top_k, len(probabilities)))]
+    from src.inference.ranking import top_classes
+
+    order = top_classes(probabilities, top_k)
     confidences = [float(probabilities[index]) for index in order]
 
     def name(index: int) -> str:

@@ -1,104 +1,235 @@
-"""Class activation map formulas, batched over (N, h, w, K) activations and gradients.
+"""Class activation map methods: one object per method, one formula each, in NumPy.
 
-Each function returns the raw (N, h, w) map before ReLU and normalisation. They are TensorFlow
-ops so the engine can fuse them into its one compiled call.
+A method turns a layer's activations (N, h, w, K), and for gradient methods the gradients of
+the target score with respect to them, into raw (N, h, w) maps before ReLU and scaling.
+``normalise`` then makes the (N, H, W) heatmaps in [0, 1] every interface shows.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-import tensorflow as tf
+import numpy as np
+
+# Guards the scaling of maps whose peak is (numerically) zero: blank canvases, dead layers.
+EPSILON = 1e-7
+
+
+@dataclass(frozen=True)
+class CamInputs:
+    """Everything a method may use for one batch.
+
+    ``coefficients`` are each image's resolved target weights over the classes (the predicted
+    class already one-hot); ``class_scores`` runs a forward pass and returns logits (N, C).
+    """
+
+    images: np.ndarray
+    activations: np.ndarray
+    gradients: np.ndarray | None
+    coefficients: np.ndarray
+    class_scores: Callable[[np.ndarray], np.ndarray]
+
+
+def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """numerator / denominator, and 0 where the denominator is exactly 0."""
+    result = np.zeros(np.broadcast(numerator, denominator).shape, np.float32)
+    np.divide(numerator, denominator, out=result, where=denominator != 0.0)
+    return result
+
+
+def _weighted_sum(activations: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Sum over channels of activations times per-channel (N, K) or per-position weights."""
+    if weights.ndim == 2:
+        return np.einsum("nhwk,nk->nhw", activations, weights)
+    return (activations * weights).sum(axis=-1)
+
+
+class GradCam:
+    """Grad-CAM: channel weights are the spatially averaged gradients."""
+
+    name = "gradcam"
+    needs_gradients = True
+
+    def raw_maps(self, inputs: CamInputs) -> np.ndarray:
+        """Raw (N, h, w) maps."""
+        return _weighted_sum(inputs.activations, inputs.gradients.mean(axis=(1, 2)))
+
+
+class GradCamPlusPlus:
+    """Grad-CAM++: per-position weights alpha, so several instances of a part all count."""
+
+    name = "gradcam++"
+    needs_gradients = True
+
+    def raw_maps(self, inputs: CamInputs) -> np.ndarray:
+        """Raw (N, h, w) maps from the paper's closed-form alpha."""
+        gradients = inputs.gradients
+        squared = gradients * gradients
+        total = inputs.activations.sum(axis=(1, 2), keepdims=True)
+        # alpha is 0/0 where the gradient vanishes; it is defined as 0 there instead of adding
+        # an epsilon, which would bias every weight whose gradients are small.
+        alpha = _safe_divide(squared, 2.0 * squared + total * squared * gradients)
+        # Only positive gradients count as evidence for the class.
+        weights = (alpha * np.maximum(gradients, 0.0)).sum(axis=(1, 2))
+        return _weighted_sum(inputs.activations, weights)
+
+
+class HiResCam:
+    """HiResCAM: element-wise gradient times activation, so the map is faithful to the score."""
+
+    name = "hirescam"
+    needs_gradients = True
+
+    def raw_maps(self, inputs: CamInputs) -> np.ndarray:
+        """Raw (N, h, w) maps."""
+        return _weighted_sum(inputs.activations, inputs.gradients)
+
+
+class LayerCam:
+    """Layer-CAM: positive gradients weight each position separately (sharper in early layers)."""
+
+    name = "layercam"
+    needs_gradients = True
+
+    def raw_maps(self, inputs: CamInputs) -> np.ndarray:
+        """Raw (N, h, w) maps."""
+        return _weighted_sum(inputs.activations, np.maximum(inputs.gradients, 0.0))
+
+
+class XGradCam:
+    """XGrad-CAM: gradients weighted by normalised activations (the axiom-derived weights)."""
+
+    name = "xgradcam"
+    needs_gradients = True
+
+    def raw_maps(self, inputs: CamInputs) -> np.ndarray:
+        """Raw (N, h, w) maps; a dead channel (total activation 0) gets weight 0."""
+        totals = inputs.activations.sum(axis=(1, 2))
+        weighted = (inputs.gradients * inputs.activations).sum(axis=(1, 2))
+        return _weighted_sum(inputs.activations, _safe_divide(weighted, totals))
+
+
+class EigenCam:
+    """Eigen-CAM: projection of the activations on their first principal component.
+
+    The sign of a singular vector is arbitrary, so it is chosen to agree with the summed
+    activation (positive where the layer fires), which makes maps comparable across images.
+    """
+
+    name = "eigencam"
+    needs_gradients = False
+
+    def raw_maps(self, inputs: CamInputs) -> np.ndarray:
+        """Raw (N, h, w) maps (class-agnostic: the target does not change them)."""
+        activations = inputs.activations.astype(np.float64)
+        count, height, width, channels = activations.shape
+        flat = activations.reshape(count, height * width, channels)
+        centred = flat - flat.mean(axis=1, keepdims=True)
+        _, _, right = np.linalg.svd(centred, full_matrices=False)
+        projection = np.einsum("npk,nk->np", centred, right[:, 0, :])
+        agreement = (projection * flat.sum(axis=-1)).sum(axis=1, keepdims=True)
+        projection = np.where(agreement < 0.0, -projection, projection)
+        return projection.reshape(count, height, width).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class ScoreCam:
+    """Score-CAM: each channel, scaled to [0, 1], masks the input; the target's score on the
+    masked image, softmaxed over the channels, is the channel's weight.
+
+    ``batch_size`` masked images go through one forward pass (the memory knob).
+    """
+
+    batch_size: int = 64
+    name = "scorecam"
+    needs_gradients = False
+
+    def raw_maps(self, inputs: CamInputs) -> np.ndarray:
+        """Raw (N, h, w) maps from K masked forward passes per image."""
+        if self.batch_size < 1:
+            raise ValueError(f"score_cam_batch_size must be positive, got {self.batch_size}")
+        activations = inputs.activations
+        upsampled = upsample(np.moveaxis(activations, -1, 1), inputs.images.shape[1:3])
+        low = upsampled.min(axis=(2, 3), keepdims=True)
+        span = upsampled.max(axis=(2, 3), keepdims=True) - low
+        masks = _safe_divide(upsampled - low, span)  # (N, K, H, W)
+        raw_maps = []
+        for index in range(len(activations)):
+            masked = inputs.images[index][np.newaxis] * masks[index][..., np.newaxis]
+            scores = np.concatenate(
+                [
+                    inputs.class_scores(masked[start : start + self.batch_size])
+                    for start in range(0, len(masked), self.batch_size)
+                ]
+            ) @ inputs.coefficients[index].astype(np.float64)
+            # A softmax over the channels' scores turns them into weights that sum to one.
+            weights = np.exp(scores - scores.max())
+            weights /= weights.sum()
+            raw_maps.append(activations[index] @ weights.astype(np.float32))
+        return np.stack(raw_maps).astype(np.float32)
+
+
+Method = GradCam | GradCamPlusPlus | HiResCam | LayerCam | XGradCam | EigenCam | ScoreCam
 
 GRADIENT_METHODS = ("gradcam", "gradcam++", "hirescam", "layercam", "xgradcam")
 FORWARD_METHODS = ("scorecam", "eigencam")
 METHODS = GRADIENT_METHODS + FORWARD_METHODS
-# Guards divisions whose denominators can be exactly zero (dead channels, blank canvases).
-EPSILON = 1e-7
-
-
-def _safe_divide(numerator: Any, denominator: Any) -> Any:
-    """numerator / denominator, and 0 where the denominator is exactly 0."""
-    nonzero = denominator != 0.0
-    safe = tf.where(nonzero, denominator, tf.ones_like(denominator))
-    return tf.where(nonzero, numerator / safe, tf.zeros_like(numerator * safe))
-
-
-def gradcam(activations: Any, gradients: Any) -> Any:
-    """Grad-CAM: channel weights are the spatially averaged gradients."""
-    # This is a vector where each entry is the mean intensity of the gradient over a channel.
-    weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
-    # Weight every channel by how much it matters for the class, then sum the channels.
-    return tf.reduce_sum(activations * weights, axis=-1)
-
-
-def gradcam_plus_plus(activations: Any, gradients: Any) -> Any:
-    """Grad-CAM++: per-position weights alpha, so several instances of a part all count."""
-    squared = tf.square(gradients)
-    cubed = squared * gradients
-    # sum_ab A^k_ab, the channel's total activation, from the closed-form alpha of the paper.
-    total = tf.reduce_sum(activations, axis=(1, 2), keepdims=True)
-    denominator = 2.0 * squared + total * cubed
-    # alpha is 0/0 where the gradient vanishes; define it as 0 there instead of adding an
-    # epsilon, which would bias every weight whose gradients are small.
-    alpha = _safe_divide(squared, denominator)
-    # Only positive gradients count as evidence for the class.
-    weights = tf.reduce_sum(alpha * tf.nn.relu(gradients), axis=(1, 2), keepdims=True)
-    return tf.reduce_sum(activations * weights, axis=-1)
-
-
-def hirescam(activations: Any, gradients: Any) -> Any:
-    """HiResCAM: element-wise gradient times activation, so the map is faithful to the score."""
-    return tf.reduce_sum(activations * gradients, axis=-1)
-
-
-def layercam(activations: Any, gradients: Any) -> Any:
-    """Layer-CAM: positive gradients weight each position separately (sharper in early layers)."""
-    return tf.reduce_sum(activations * tf.nn.relu(gradients), axis=-1)
-
-
-def xgradcam(activations: Any, gradients: Any) -> Any:
-    """XGrad-CAM: gradients weighted by normalised activations (the axiom-derived weights)."""
-    total = tf.reduce_sum(activations, axis=(1, 2), keepdims=True)
-    # A dead channel (total activation 0) gets weight 0.
-    weights = _safe_divide(
-        tf.reduce_sum(gradients * activations, axis=(1, 2), keepdims=True), total
-    )
-    return tf.reduce_sum(activations * weights, axis=-1)
-
-
-def eigencam(activations: Any) -> Any:
-    """Eigen-CAM: projection of the activations on their first principal component.
-
-    The sign of a singular vector is arbitrary, so it is chosen to agree with the summed
-    activation (positive where the layer fires), which makes the map comparable across images.
-    """
-    shape = tf.shape(activations)
-    flat = tf.reshape(activations, (shape[0], shape[1] * shape[2], shape[3]))
-    centred = flat - tf.reduce_mean(flat, axis=1, keepdims=True)
-    _, _, right = tf.linalg.svd(centred)
-    projection = tf.linalg.matvec(centred, right[:, :, 0])
-    agreement = tf.reduce_sum(projection * tf.reduce_sum(flat, axis=-1), axis=1, keepdims=True)
-    projection = projection * tf.where(agreement < 0.0, -1.0, 1.0)
-    return tf.reshape(projection, shape[:3])
-
-
-GRADIENT_FORMULAS = {
-    "gradcam": gradcam,
-    "gradcam++": gradcam_plus_plus,
-    "hirescam": hirescam,
-    "layercam": layercam,
-    "xgradcam": xgradcam,
+_CLASSES: dict[str, Any] = {
+    "gradcam": GradCam,
+    "gradcam++": GradCamPlusPlus,
+    "hirescam": HiResCam,
+    "layercam": LayerCam,
+    "xgradcam": XGradCam,
+    "eigencam": EigenCam,
 }
 
 
-def normalise(raw_maps: Any, size: Any) -> Any:
+def method_named(name: str, score_cam_batch_size: int = 64) -> Method:
+    """The method object for a name in ``METHODS``.
+
+    Raises:
+        ValueError: for an unknown name or a Score-CAM batch size below 1.
+    """
+    if name == "scorecam":
+        if score_cam_batch_size < 1:
+            raise ValueError(f"score_cam_batch_size must be positive, got {score_cam_batch_size}")
+        return ScoreCam(score_cam_batch_size)
+    if name not in _CLASSES:
+        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
+    return _CLASSES[name]()  # type: ignore[no-any-return]
+
+
+@functools.lru_cache(maxsize=32)
+def _resize_matrix(source: int, target: int) -> np.ndarray:
+    """(target, source) linear interpolation weights with half-pixel centres, edges clamped
+    (the convention of tf.image.resize, jax.image.resize and torch's align_corners=False)."""
+    position = np.clip((np.arange(target) + 0.5) * source / target - 0.5, 0.0, source - 1)
+    lower = np.floor(position).astype(np.intp)
+    upper = np.minimum(lower + 1, source - 1)
+    fraction = (position - lower).astype(np.float32)
+    matrix = np.zeros((target, source), np.float32)
+    np.add.at(matrix, (np.arange(target), lower), 1.0 - fraction)
+    np.add.at(matrix, (np.arange(target), upper), fraction)
+    matrix.setflags(write=False)  # shared through the cache
+    return matrix
+
+
+def upsample(maps: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
+    """Bilinear resize of the last two axes of ``maps`` (..., h, w) to ``size`` (H, W)."""
+    rows = _resize_matrix(maps.shape[-2], int(size[0]))
+    columns = _resize_matrix(maps.shape[-1], int(size[1]))
+    return np.einsum("Hh,...hw,Ww->...HW", rows, maps.astype(np.float32), columns, optimize=True)
+
+
+def normalise(raw_maps: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
     """ReLU, bilinear upsampling to ``size`` (height, width), per-image scaling to [0, 1].
 
     A map whose maximum is zero (blank canvas, all-negative evidence) stays all zeros, never NaN.
     """
-    positive = tf.nn.relu(raw_maps)[..., tf.newaxis]
-    upsampled = tf.image.resize(positive, size, method="bilinear")[..., 0]
-    peak = tf.reduce_max(upsampled, axis=(1, 2), keepdims=True)
-    safe_peak = tf.where(peak > EPSILON, peak, tf.ones_like(peak))
-    return tf.where(peak > EPSILON, upsampled / safe_peak, tf.zeros_like(upsampled))
+    upsampled = upsample(np.maximum(raw_maps, 0.0), size)
+    peak = upsampled.max(axis=(1, 2), keepdims=True)
+    scaled = _safe_divide(upsampled, np.where(peak > EPSILON, peak, 0.0))
+    return scaled.astype(np.float32)

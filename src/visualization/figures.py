@@ -78,6 +78,28 @@ def save_gradcam_figure(
             plt.close(figure)
 
 
+def save_top_prediction_figure(
+    image: Any,
+    heatmap: Any,
+    overlay: Any,
+    rank: int,
+    class_name: str,
+    confidence: float,
+    directory: str | Path,
+    colormap: str = "jet",
+) -> Path:
+    """``gradcam_top{rank}_{class}.png`` in ``directory``: the three panels of one ranked class.
+
+    The class name is made safe for file names (``src.utils.filenames.safe_filename``).
+    """
+    from src.utils.filenames import safe_filename
+
+    path = Path(directory) / f"gradcam_top{rank}_{safe_filename(class_name)}.png"
+    title = f"#{rank} {class_name} ({confidence:.1%})"
+    save_gradcam_figure(image, heatmap, overlay, title, path, False, colormap)
+    return path
+
+
 def save_stroke_importance_figure(
     strokes: Any, shares: Any, title: str, path: str | Path, colormap: str = "jet"
 ) -> Path:

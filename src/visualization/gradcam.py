@@ -10,45 +10,32 @@ Example:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from src.data.preprocess import to_batch
-from src.errors import InvalidImageError, SketchError, UnknownClassError
-from src.visualization.score_cam import score_cam_maps
-from src.visualization.target_layers import (
-    describe_layers,
-    list_conv_layers,
-    resolve_score_source,
-    resolve_target_layer,
-)
+from src.errors import SketchError
+from src.inference.ranking import top_classes
+from src.visualization.cam_engine import CamEngine, CamResult
+from src.visualization.cam_methods import METHODS, method_named
+from src.visualization.target_layers import describe_layers, list_conv_layers
+from src.visualization.targets import ClassSum, ClassTarget, Contrast, Predicted
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "METHODS",
     "CamResult",
+    "ClassSum",
+    "ClassTarget",
+    "Contrast",
     "GradCAM",
+    "Predicted",
     "describe_layers",
-    "generate_gradcam_analysis",
     "list_conv_layers",
     "load_model_for_gradcam",
-    "log_attention_pattern",
 ]
-
-
-@dataclass(frozen=True)
-class CamResult:
-    """Maps for a batch: ``heatmaps[i]`` explains ``class_indices[i]`` for image i."""
-
-    heatmaps: np.ndarray  # float32 (N, H, W) in [0, 1], upsampled to the input size
-    raw_maps: np.ndarray  # float32 (N, h, w) at the layer's resolution, before ReLU and scaling
-    class_indices: np.ndarray  # int64 (N,) the class each map explains
-    probabilities: np.ndarray  # float32 (N, C) the model's output for each image
-    layer_name: str
-    method: str
 
 
 def load_model_for_gradcam(model_path: str | Path, safe_mode: bool = True) -> Any:
@@ -63,14 +50,11 @@ def load_model_for_gradcam(model_path: str | Path, safe_mode: bool = True) -> An
 
 
 class GradCAM:
-    """Class activation maps (Grad-CAM and six relatives) for a Keras model.
+    """Class activation maps (Grad-CAM and six relatives) for a Keras model: the guide's API.
 
-    The model is never modified or cloned: its own graph is walked once per call inside one
-    ``tf.function``, capturing the target layer and the logits. Gradients are of each image's
-    own class logit (pre-softmax), taken for the whole batch at once. The logits are the layer
-    named "logits", else the input of a final softmax/sigmoid Activation, else recomputed from
-    the kernel and bias of a final Dense layer with a fused softmax/sigmoid (also inside a
-    nested model); only a model with none of these uses its output as the score (logged).
+    A thin facade over ``CamEngine`` (one target layer, compiled once on the running Keras
+    backend) and a method object (``cam_methods``). The model is never modified or cloned.
+    Gradients are of each image's target logit (pre-softmax), for the whole batch at once.
 
     Args:
         model: a built Keras model (Functional, Sequential, or with nested models).
@@ -79,6 +63,8 @@ class GradCAM:
         method: one of ``METHODS`` (gradcam, gradcam++, hirescam, layercam, xgradcam,
             scorecam, eigencam).
         score_cam_batch_size: masked images per forward pass in Score-CAM (memory knob).
+        engine: a ``CamEngine`` already built for this model and layer (shared by an
+            ``Explainer`` between methods); ``layer_name`` is then ignored.
 
     Raises:
         LayerNotFoundError: if ``layer_name`` is not in the model or has no spatial output (the
@@ -99,84 +85,25 @@ class GradCAM:
         layer_name: str | None = None,
         method: str = "gradcam",
         score_cam_batch_size: int = 64,
+        engine: CamEngine | None = None,
     ) -> None:
-        import tensorflow as tf
-
-        from src.visualization import cam_methods
-        from src.visualization.forward import build_capturing_forward
-
-        if method not in cam_methods.METHODS:
-            raise ValueError(
-                f"unknown method {method!r}; choose one of {', '.join(cam_methods.METHODS)}"
-            )
-        if score_cam_batch_size < 1:
-            raise ValueError(f"score_cam_batch_size must be positive, got {score_cam_batch_size}")
+        # The method first: a typo is reported before the model is sliced and compiled.
+        self.method_object = method_named(method, score_cam_batch_size)
         self.model = model
         self.method = method
         self.score_cam_batch_size = score_cam_batch_size
-        self.layer_name, chain = resolve_target_layer(model, layer_name)
-        self._forward = build_capturing_forward(model, chain, resolve_score_source(model))
-        input_shape = model.input_shape
-        if not isinstance(input_shape, tuple) or len(input_shape) != 4:
-            raise SketchError(
-                f"GradCAM needs a model with one image input (N, H, W, C); got {input_shape}"
-            )
+        self.engine = engine if engine is not None else CamEngine(model, layer_name)
+        self.layer_name = self.engine.layer_name
         # Spatial size of the inputs (None for fully convolutional models: taken per batch).
-        self.input_size = input_shape[1:3]
-        spec = tf.TensorSpec((None, *input_shape[1:]), tf.float32)
-        self._explain_graph = tf.function(
-            self._explain_batch, input_signature=[spec, tf.TensorSpec((None,), tf.int64)]
-        )
-        self._scores_graph = tf.function(
-            self._scores, input_signature=[spec, tf.TensorSpec((None,), tf.int64)]
-        )
-        # Forward only: ranking classes needs no gradients (half the work of explain).
-        self._outputs_graph = tf.function(
-            lambda images: self._forward(images)[2], input_signature=[spec]
-        )
-
-    def _explain_batch(self, images: Any, class_indices: Any) -> tuple[Any, ...]:
-        """Compiled: gradients of each image's class logit, raw and final maps, targets, outputs.
-
-        For Score-CAM it returns the activations, targets and outputs instead.
-        """
-        import tensorflow as tf
-
-        from src.visualization import cam_methods
-
-        with tf.GradientTape() as tape:
-            # Watching the input keeps the activations on the tape whatever the weights'
-            # trainable flags (a frozen backbone's variables may not be watched).
-            tape.watch(images)
-            activations, scores, outputs = self._forward(images)
-            # A negative index means "explain the predicted class".
-            targets = tf.where(class_indices < 0, tf.argmax(scores, axis=-1), class_indices)
-            # Each image's own class logit; the sum separates because images are independent.
-            selected = tf.gather(scores, targets, axis=1, batch_dims=1)
-        if self.method in cam_methods.GRADIENT_FORMULAS:
-            gradients = tape.gradient(selected, activations)
-            raw = cam_methods.GRADIENT_FORMULAS[self.method](activations, gradients)
-        elif self.method == "eigencam":
-            raw = cam_methods.eigencam(activations)
-        else:
-            # Score-CAM weights need masked forwards (_score_cam): hand the activations out.
-            return activations, targets, outputs
-        heatmaps = cam_methods.normalise(raw, tf.shape(images)[1:3])
-        return raw, heatmaps, targets, outputs
-
-    def _scores(self, images: Any, class_indices: Any) -> Any:
-        """Compiled: the logit of ``class_indices[i]`` for image i (Score-CAM's masked forwards)."""
-        import tensorflow as tf
-
-        _, scores, _ = self._forward(images)
-        return tf.gather(scores, class_indices, axis=1, batch_dims=1)
+        self.input_size = self.engine.input_size
 
     def explain(self, images: Any, class_indices: Any = None) -> CamResult:
         """Maps for a batch of images in one compiled call.
 
         Args:
             images: (H, W), (H, W, C), (1, H, W, C) or (N, H, W, C) float input.
-            class_indices: None (each image's predicted class), one int for all, or one per image.
+            class_indices: None (each image's predicted class), one int or target for all
+                (``targets.ClassTarget``, ``Contrast``, ``ClassSum``), or one per image.
 
         Returns:
             CamResult with heatmaps (N, H, W) float32 in [0, 1].
@@ -185,62 +112,11 @@ class GradCAM:
             InvalidImageError: bad shapes or non-finite values.
             UnknownClassError: class index out of range.
         """
-        batch = to_batch(images)
-        expected = tuple(self.model.input_shape[1:])
-        if len(expected) != 3 or any(
-            want is not None and want != got for want, got in zip(expected, batch.shape[1:])
-        ):
-            raise InvalidImageError(
-                f"images have shape {batch.shape[1:]}, the model expects {expected}; "
-                "resize sketches with src.data.preprocess.to_model_input"
-            )
-        targets = self._class_index_array(class_indices, len(batch))
-        if self.method == "scorecam":
-            activations, chosen, outputs = (
-                tensor.numpy() for tensor in self._explain_graph(batch, targets)
-            )
-            raw = score_cam_maps(
-                self._scores_graph, batch, activations, chosen, self.score_cam_batch_size
-            )
-            heatmaps = self._normalise(raw, batch.shape[1:3])
-        else:
-            raw, heatmaps, chosen, outputs = (
-                tensor.numpy() for tensor in self._explain_graph(batch, targets)
-            )
-        return CamResult(
-            heatmaps=heatmaps.astype(np.float32),
-            raw_maps=raw.astype(np.float32),
-            class_indices=chosen.astype(np.int64),
-            probabilities=outputs.astype(np.float32),
-            layer_name=self.layer_name,
-            method=self.method,
-        )
-
-    def _normalise(self, raw: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
-        """Eager ReLU/upsample/scale, for maps computed outside the compiled call."""
-        from src.visualization.cam_methods import normalise
-
-        return np.asarray(normalise(raw.astype(np.float32), tuple(size)))
-
-    def _class_index_array(self, class_indices: Any, count: int) -> np.ndarray:
-        """Normalise the class_indices argument to an int64 array of length ``count``."""
-        num_classes = int(self.model.output_shape[-1])
-        if class_indices is None:
-            return np.full(count, -1, np.int64)
-        array = np.atleast_1d(np.asarray(class_indices, dtype=np.int64))
-        if array.size == 1:
-            array = np.full(count, int(array[0]), np.int64)
-        if array.shape != (count,):
-            raise UnknownClassError(f"got {array.size} class indices for {count} images")
-        if array.min() < 0 or array.max() >= num_classes:
-            raise UnknownClassError(
-                f"class index out of range 0..{num_classes - 1}: {array.tolist()[:10]}"
-            )
-        return array
+        return self.engine.explain(images, self.method_object, class_indices)
 
     def predict(self, images: Any) -> np.ndarray:
         """The model's output probabilities (N, C) for a batch: one compiled forward pass."""
-        return np.asarray(self._outputs_graph(to_batch(images)), dtype=np.float32)
+        return self.engine.probabilities(images)
 
     def generate_gradcam(self, image: Any, class_idx: int | None = None) -> np.ndarray:
         """The normalised heatmap: (H, W) for one image, (N, H, W) for a batch of N > 1.
@@ -251,6 +127,15 @@ class GradCAM:
         """
         heatmaps = self.explain(image, class_idx).heatmaps
         return heatmaps[0] if len(heatmaps) == 1 else heatmaps
+
+    def _one_image(self, image_tensor: Any, caller: str) -> np.ndarray:
+        """A batch of exactly one checked image."""
+        batch = self.engine.batch(image_tensor)
+        if len(batch) != 1:
+            raise SketchError(
+                f"{caller} takes one image, got {len(batch)}; use explain() for batches"
+            )
+        return batch
 
     def visualize_prediction(
         self,
@@ -271,15 +156,11 @@ class GradCAM:
         """
         from src.visualization.overlay import overlay_heatmap
 
-        batch = to_batch(image_tensor)
-        if len(batch) != 1:
-            raise SketchError(
-                f"visualize_prediction takes one image, got {len(batch)}; use explain() for batches"
-            )
-        names = _check_class_names(class_names, int(self.model.output_shape[-1]))
+        batch = self._one_image(image_tensor, "visualize_prediction")
+        names = _check_class_names(class_names, self.engine.classes)
         result = self.explain(batch, class_idx)
         probabilities = result.probabilities[0]
-        predicted = int(np.argmax(probabilities))
+        predicted = int(top_classes(probabilities, 1)[0])
         target = int(result.class_indices[0])
         overlay = overlay_heatmap(batch[0], result.heatmaps[0], alpha=alpha, colormap=colormap)
         summary = {
@@ -319,20 +200,17 @@ class GradCAM:
         safe for file names, see ``src.utils.filenames.safe_filename``).
 
         Returns:
-            One dict per rank: rank, class_name, class_index, confidence, heatmap, overlay.
+            One dict per rank: rank, class_name, class_index, confidence, heatmap, overlay
+            (and path when saved).
         """
-        from src.utils.filenames import safe_filename
         from src.visualization.overlay import overlay_heatmap
 
-        batch = to_batch(image_tensor)
-        if len(batch) != 1:
-            raise SketchError(f"analyze_top_predictions takes one image, got {len(batch)}")
-        num_classes = int(self.model.output_shape[-1])
-        names = _check_class_names(class_names, num_classes)
+        batch = self._one_image(image_tensor, "analyze_top_predictions")
+        names = _check_class_names(class_names, self.engine.classes)
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
         probabilities = self.predict(batch)[0]
-        order = np.argsort(-probabilities, kind="stable")[: min(top_k, num_classes)]
+        order = top_classes(probabilities, top_k)
         result = self.explain(np.repeat(batch, len(order), axis=0), order)
         ranked = []
         for rank, (class_index, heatmap) in enumerate(zip(order, result.heatmaps), start=1):
@@ -347,12 +225,20 @@ class GradCAM:
                 "overlay": overlay,
             }
             if save_dir is not None:
-                from src.visualization.figures import save_gradcam_figure
+                from src.visualization.figures import save_top_prediction_figure
 
-                path = Path(save_dir) / f"gradcam_top{rank}_{safe_filename(name)}.png"
-                title = f"#{rank} {name} ({entry['confidence']:.1%})"
-                save_gradcam_figure(batch[0], heatmap, overlay, title, path, False, colormap)
-                entry["path"] = str(path)
+                entry["path"] = str(
+                    save_top_prediction_figure(
+                        batch[0],
+                        heatmap,
+                        overlay,
+                        rank,
+                        name,
+                        entry["confidence"],
+                        save_dir,
+                        colormap,
+                    )
+                )
             ranked.append(entry)
         return ranked
 
@@ -373,17 +259,3 @@ def _check_class_names(class_names: Any, num_classes: int) -> list[str] | None:
         )
         return None
     return names
-
-
-def generate_gradcam_analysis(image: Any, model: Any, **kwargs: Any) -> dict[str, Any]:
-    """Monitoring helper from the guide: a compact analysis of one image (see src.monitoring)."""
-    from src.monitoring.attention_log import generate_gradcam_analysis as analyse
-
-    return analyse(image, model, **kwargs)
-
-
-def log_attention_pattern(result: dict[str, Any], image_id: str, **kwargs: Any) -> Any:
-    """Monitoring helper from the guide: append an analysis to the attention log."""
-    from src.monitoring.attention_log import log_attention_pattern as log
-
-    return log(result, image_id, **kwargs)

@@ -106,7 +106,7 @@ def check_built(model: Any) -> None:
     """
     import keras
 
-    if isinstance(model, keras.Sequential) and getattr(model, "_functional", None) is None:
+    if isinstance(model, keras.Sequential) and not _has_symbolic_inputs(model):
         raise ModelLoadError(
             f"Sequential model {model.name!r} has never been built, so its layers have no "
             "outputs; start it with keras.Input((H, W, C)) or call model.build((None, H, W, C))"
@@ -115,6 +115,14 @@ def check_built(model: Any) -> None:
         raise ModelLoadError(
             f"model {model.name!r} has never been built; call it once on a batch or build it"
         )
+
+
+def _has_symbolic_inputs(model: Any) -> bool:
+    """True when the model's graph exists (a Sequential has none before it is built)."""
+    try:
+        return bool(model.inputs)
+    except (AttributeError, ValueError):
+        return False
 
 
 def resolve_target_layer(model: Any, layer_name: str | None) -> tuple[str, list[Any]]:
@@ -190,18 +198,28 @@ def resolve_score_source(model: Any) -> ScoreSource:
 
 
 def _output_layer(model: Any) -> Any:
-    """The layer that produces the model's (first) output."""
-    try:
-        return model.outputs[0]._keras_history.operation
-    except (AttributeError, IndexError, TypeError, ValueError):
-        return model.layers[-1]
+    """The layer that produces the model's (first) output.
+
+    Found by tensor identity with public ``layer.output``; a nested model reports its own
+    outputs rather than its call's, so when no plain layer matches, the last nested model is it.
+    """
+    output = model.outputs[0]
+    for layer in reversed(model.layers):
+        if not _is_model(layer) and _single(layer.output) is output:
+            return layer
+    nested = [layer for layer in model.layers if _is_model(layer)]
+    return nested[-1] if nested else model.layers[-1]
+
+
+def _single(tensors: Any) -> Any:
+    """The only tensor of a one-element list."""
+    return tensors[0] if isinstance(tensors, (list, tuple)) else tensors
 
 
 def _single_inbound_layer(model: Any, layer: Any) -> Any | None:
-    """The layer feeding ``layer`` when exactly one does (so its output is the logits)."""
-    try:
-        history = layer.input._keras_history
-    except AttributeError:
-        return None
-    inbound = history.operation
-    return inbound if inbound in model.layers else None
+    """The plain layer whose output feeds ``layer`` (so that output is the logits), if any."""
+    feeding = layer.input
+    for candidate in model.layers:
+        if not _is_model(candidate) and _single(candidate.output) is feeding:
+            return candidate
+    return None

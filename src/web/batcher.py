@@ -22,8 +22,8 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-# compute(key, images (N, H, W, 1), class_indices (N,)) -> one result per image.
-ComputeFunction = Callable[[Hashable, np.ndarray, np.ndarray], Sequence[Any]]
+# compute(key, images (N, H, W, 1), targets (one per image)) -> one result per image.
+ComputeFunction = Callable[[Hashable, np.ndarray, list[Any]], Sequence[Any]]
 
 
 class BatcherClosedError(RuntimeError):
@@ -32,11 +32,11 @@ class BatcherClosedError(RuntimeError):
 
 @dataclass
 class _Job:
-    """One request: its group key, preprocessed image, class target, and the future to fulfil."""
+    """One request: its group key, preprocessed image, target, and the future to fulfil."""
 
     key: Hashable
     image: np.ndarray
-    class_index: int
+    target: Any
     future: Future[Any] = field(default_factory=Future)
 
 
@@ -44,7 +44,7 @@ class Batcher:
     """A request queue served by one worker thread that computes jobs in batches.
 
     Args:
-        compute: called with (key, stacked images, class indices) for each group of jobs.
+        compute: called with (key, stacked images, targets) for each group of jobs.
         max_batch_size: most jobs computed in one call.
         max_wait_s: longest the worker waits for a batch to fill once requests are concurrent.
 
@@ -69,11 +69,12 @@ class Batcher:
         self._worker = threading.Thread(target=self._run, name="sketch-batcher", daemon=True)
         self._worker.start()
 
-    def submit(self, key: Hashable, image: np.ndarray, class_index: int = -1) -> Future[Any]:
-        """Queue one image; the future resolves to its result or raises the compute error."""
+    def submit(self, key: Hashable, image: np.ndarray, target: Any = None) -> Future[Any]:
+        """Queue one image with what to explain for it (a ``targets`` object; None for the
+        predicted class); the future resolves to its result or raises the compute error."""
         if self._closed:
             raise BatcherClosedError("the server is shutting down; retry shortly")
-        job = _Job(key, image, class_index)
+        job = _Job(key, image, target)
         self._queue.put(job)
         return job.future
 
@@ -130,9 +131,9 @@ class Batcher:
         if not group:
             return
         images = np.stack([job.image for job in group])
-        class_indices = np.array([job.class_index for job in group], dtype=np.int64)
+        targets = [job.target for job in group]
         try:
-            results = self.compute(key, images, class_indices)
+            results = self.compute(key, images, targets)
         except Exception as error:
             # The worker must outlive any failure; the error goes back to each waiting request.
             logger.exception("batch of %d failed", len(group))

@@ -1,4 +1,5 @@
-"""The serving engine (model, Grad-CAMs, batcher, decoding, rendering) and its FastAPI dependencies.
+"""The serving engine (an Explainer behind a batcher, decoding, rendering) and its FastAPI
+dependencies.
 
 Routes only translate HTTP to these calls; everything here composes core functions:
 ``load_image``/``to_model_input``/``strokes_to_model_input`` for input, ``GradCAM.explain`` on
@@ -12,7 +13,6 @@ import binascii
 import io
 import logging
 import re
-import threading
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -22,7 +22,7 @@ from PIL import Image
 
 from src.data.preprocess import load_image, strokes_to_model_input, to_model_input
 from src.errors import InvalidImageError
-from src.inference.predictor import Predictor
+from src.visualization.explainer import Explainer
 from src.web.batcher import Batcher
 from src.web.settings import WebSettings
 
@@ -56,19 +56,18 @@ class SketchResult:
 
 
 class Engine:
-    """One loaded model served through a batcher, with one lazily built GradCAM per (method, layer).
+    """The serving side of one ``Explainer``: its batcher, request decoding and PNG rendering.
 
     Args:
-        predictor: the loaded model and labels.
+        explainer: the loaded model, labels and cached CAMs.
         settings: limits, batching and defaults.
     """
 
-    def __init__(self, predictor: Predictor, settings: WebSettings) -> None:
-        self.predictor = predictor
-        self.labels = predictor.labels
+    def __init__(self, explainer: Explainer, settings: WebSettings) -> None:
+        self.explainer = explainer
+        self.predictor = explainer.predictor
+        self.labels = explainer.labels
         self.settings = settings
-        self._cams: dict[tuple[str, str | None], Any] = {}
-        self._cams_lock = threading.Lock()
         self.batcher = Batcher(
             self._compute, settings.batch_max_size, settings.batch_max_wait_ms / 1000.0
         )
@@ -80,7 +79,10 @@ class Engine:
         Raises:
             ModelLoadError, LabelMappingError, LayerNotFoundError: the model cannot be served.
         """
-        engine = cls(Predictor.from_files(settings.model_path, settings.label_mapping), settings)
+        explainer = Explainer.from_files(
+            settings.model_path, settings.label_mapping, default_method=settings.default_method
+        )
+        engine = cls(explainer, settings)
         cam = engine.cam(settings.default_method, None)
         if settings.warm_up:
             blank = np.zeros((1, *engine.predictor.model.input_shape[1:]), np.float32)
@@ -94,18 +96,12 @@ class Engine:
         self.batcher.close()
 
     def cam(self, method: str | None, layer: str | None) -> Any:
-        """The GradCAM for (method, layer), built on first use and cached.
+        """The Explainer's GradCAM for (method, layer) (built on first use and cached there).
 
         Raises:
             LayerNotFoundError: if the layer is not in the model.
         """
-        from src.visualization.gradcam import GradCAM
-
-        key = (method or self.settings.default_method, layer)
-        with self._cams_lock:
-            if key not in self._cams:
-                self._cams[key] = GradCAM(self.predictor.model, layer_name=layer, method=key[0])
-            return self._cams[key]
+        return self.explainer.cam(method or self.settings.default_method, layer)
 
     def model_input(self, image: str | None, strokes: list[Any] | None) -> np.ndarray:
         """The model's (64, 64, 1) input from strokes (preferred) or a base64 image.
@@ -140,11 +136,11 @@ class Engine:
 
     def predict(self, sketch: np.ndarray) -> SketchResult:
         """Probabilities only (no map), batched like the rest."""
-        return self._wait(self.batcher.submit((PREDICT_ONLY, None, False), sketch))
+        return self._wait(self.batcher.submit((PREDICT_ONLY, None), sketch))
 
     async def predict_async(self, sketch: np.ndarray) -> SketchResult:
         """``predict`` for ``async`` routes."""
-        return await self._await(self.batcher.submit((PREDICT_ONLY, None, False), sketch))
+        return await self._await(self.batcher.submit((PREDICT_ONLY, None), sketch))
 
     async def model_input_async(self, image: str | None, strokes: list[Any] | None) -> np.ndarray:
         """``model_input`` for ``async`` routes: a canvas-sized sketch is decoded right on the
@@ -206,11 +202,13 @@ class Engine:
         self, sketch: np.ndarray, method: str | None, layer: str | None, class_index: int | None
     ) -> Any:
         """Queue one Grad-CAM job; unknown classes and layers fail here, before queueing."""
+        from src.visualization.targets import ClassTarget
+
         cam = self.cam(method, layer)
         if class_index is not None:
             self.labels.name_of(class_index)  # raises UnknownClassError before queueing
-        key = ("cam", cam, class_index is not None)
-        return self.batcher.submit(key, sketch, -1 if class_index is None else class_index)
+        target = None if class_index is None else ClassTarget(int(class_index))
+        return self.batcher.submit(("cam", cam), sketch, target)
 
     def _wait(self, future: Any) -> SketchResult:
         """The batch result, or 503 when the engine is stuck or shutting down."""
@@ -221,15 +219,13 @@ class Engine:
         except FutureTimeout as error:
             raise ServiceUnavailableError("the model is busy; retry shortly") from error
 
-    def _compute(
-        self, key: Any, images: np.ndarray, class_indices: np.ndarray
-    ) -> list[SketchResult]:
+    def _compute(self, key: Any, images: np.ndarray, targets: list[Any]) -> list[SketchResult]:
         """Batch worker: one forward (and backward) pass for a group of same-key sketches."""
-        kind, cam, explicit = key
+        kind, cam = key
         if kind == PREDICT_ONLY:
             probabilities = self.predictor.probabilities(images)
             return [SketchResult(row, None, int(np.argmax(row))) for row in probabilities]
-        result = cam.explain(images, class_indices if explicit else None)
+        result = cam.explain(images, targets)
         return [
             SketchResult(
                 result.probabilities[row], result.heatmaps[row], int(result.class_indices[row])

@@ -1,20 +1,18 @@
 """Sketch-explanation routes: stroke importance, the per-stroke timeline, and "why A not B".
 
 Plain ``def`` routes (run in the threadpool) over the core in ``src.explain``; they call the
-engine's cached Grad-CAMs directly, since each request is one batched call of its own.
+Explainer's cached Grad-CAMs directly, since each request is one batched call of its own.
 """
 
 from __future__ import annotations
 
-import threading
-import weakref
 from typing import Any
 
 import numpy as np
 from fastapi import APIRouter
 
 from src.errors import SketchError
-from src.explain.contrast import ContrastiveCAM, top_two_classes
+from src.explain.contrast import top_two_classes
 from src.explain.strokes import attribute_strokes, attribution_to_dict
 from src.explain.timeline import build_timeline, timeline_to_dict
 from src.web.deps import Engine, EngineDep, png_data_url
@@ -35,9 +33,6 @@ STROKE_IMAGE_SIZE = 192
 STROKE_IMAGE_LINE_WIDTH = 6.0
 
 router = APIRouter(responses=ERRORS)
-
-_contrastive_cams: weakref.WeakKeyDictionary[Any, ContrastiveCAM] = weakref.WeakKeyDictionary()
-_contrastive_lock = threading.Lock()
 
 
 def _overlay_url(engine: Engine, image: np.ndarray, heatmap: np.ndarray) -> str:
@@ -125,21 +120,11 @@ def timeline(body: TimelineRequest, engine: EngineDep) -> TimelineResponse:
     return TimelineResponse(**summary, method=cam.method, layer=cam.layer_name)
 
 
-def contrastive_cam(gradcam: Any) -> ContrastiveCAM:
-    """The ContrastiveCAM sharing ``gradcam``'s layer and method, built once per GradCAM.
-
-    Raises:
-        SketchError: for a forward-only method (400).
-    """
-    with _contrastive_lock:
-        if gradcam not in _contrastive_cams:
-            _contrastive_cams[gradcam] = ContrastiveCAM(gradcam)
-        return _contrastive_cams[gradcam]
-
-
 def _pick_pair(probabilities: np.ndarray, first: int | None, second: int | None) -> tuple[int, int]:
     """A and B: the given ones, the best other class for a missing one, or the top two."""
-    order = [int(index) for index in np.argsort(-probabilities, kind="stable")]
+    from src.inference.ranking import top_classes
+
+    order = [int(index) for index in top_classes(probabilities, len(probabilities))]
     if first is None and second is None:
         return top_two_classes(probabilities)
     if first is None:
@@ -159,10 +144,9 @@ def compare(body: CompareRequest, engine: EngineDep) -> CompareResponse:
     if first is not None and first == second:
         raise SketchError("'class_a' and 'class_b' must be two different classes")
     cam = engine.cam(body.method, body.layer)
-    contrast = contrastive_cam(cam)
     probabilities = engine.predict(sketch).probabilities
     first, second = _pick_pair(probabilities, first, second)
-    result = contrast.explain(sketch, first, second)
+    result = engine.explainer.contrast(sketch, first, second, cam.method, body.layer)
     heatmap_for, overlay_for, shown = engine.render(sketch, result.heatmaps[0])
     heatmap_against, overlay_against, _ = engine.render(sketch, result.against[0])
 

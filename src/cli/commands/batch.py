@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -45,7 +45,6 @@ from src.cli.batch_report import (
     write_summary_files,
 )
 from src.cli.common import (
-    Engine,
     emit,
     load_engine,
     load_labels,
@@ -57,6 +56,9 @@ from src.cli.common import (
 )
 from src.cli.exit_status import ExitStatus
 from src.errors import InvalidImageError, SketchError
+
+if TYPE_CHECKING:
+    from src.visualization.explainer import Explainer
 
 OVERLAYS_DIR = "overlays"
 CONFUSION_FIGURE = "confusion_matrix.png"
@@ -192,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_batch(
-    engine: Engine,
+    engine: Explainer,
     discovery: Discovery,
     images_dir: Path,
     output_dir: Path,
@@ -296,7 +298,7 @@ def _decoded_chunks(
 
 
 def _explain_chunk(
-    engine: Engine,
+    engine: Explainer,
     chunk: list[BatchInput],
     decoded: list[np.ndarray | Failure],
     accumulator: BatchAccumulator,

@@ -72,7 +72,6 @@ def run(args: argparse.Namespace) -> int:
     from src.data.preprocess import strokes_to_model_input
     from src.explain.faithfulness import RANDOM_METHOD, deletion_insertion, random_maps
     from src.visualization.figures import save_faithfulness_figure
-    from src.visualization.gradcam import GradCAM
 
     methods = list(dict.fromkeys(args.methods))
     engine = load_engine(args)
@@ -82,11 +81,7 @@ def run(args: argparse.Namespace) -> int:
     predicted = engine.predictor.probabilities(images).argmax(axis=1)
     curves = []
     for method in methods:
-        heatmaps = (
-            GradCAM(engine.model, engine.gradcam.layer_name, method)
-            .explain(images, predicted)
-            .heatmaps
-        )
+        heatmaps = engine.explain(images, predicted, method=method).heatmaps
         curves.append(
             deletion_insertion(
                 engine.model, images, heatmaps, predicted, method, args.steps, args.seed
@@ -124,14 +119,12 @@ def run(args: argparse.Namespace) -> int:
 def _randomisation(engine: Any, images: Any, methods: list[str], args: Any) -> list[dict[str, Any]]:
     """The cascading randomisation check for every gradient or forward method asked for."""
     from src.explain.faithfulness import randomisation_check
-    from src.visualization.gradcam import GradCAM
 
     if args.randomise <= 0:
         return []
     results = []
     for method in methods:
-        gradcam = GradCAM(engine.model, engine.gradcam.layer_name, method)
-        check = randomisation_check(gradcam, images, args.randomise, args.seed)
+        check = randomisation_check(engine.cam(method), images, args.randomise, args.seed)
         results.append(
             {
                 "method": method,

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from src.cli.common import (
     DEFAULT_ALPHA,
     DEFAULT_COLORMAP,
     DEFAULT_TOP_K,
-    Engine,
     emit,
     load_engine,
     prepare_output_dir,
@@ -24,6 +23,9 @@ from src.cli.common import (
     write_json_atomic,
 )
 from src.cli.exit_status import ExitStatus
+
+if TYPE_CHECKING:
+    from src.visualization.explainer import Explainer
 
 FIGURE_NAME = "gradcam_prediction.png"
 SUMMARY_NAME = "analysis_summary.json"
@@ -52,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def analyse_image(
-    engine: Engine,
+    engine: Explainer,
     image_path: str | Path,
     output_dir: Path,
     top_k: int = DEFAULT_TOP_K,
