@@ -13,6 +13,7 @@ import sys
 
 from src.cli.common import positive_int
 from src.config import DEFAULT_LABELS_PATH, DEFAULT_MODEL_PATH
+from src.utils.tensorflow_logging import configure_tensorflow_logging
 
 logger = logging.getLogger("src.web")
 
@@ -65,14 +66,21 @@ def build_parser() -> argparse.ArgumentParser:
         default="info",
         choices=["critical", "error", "warning", "info", "debug"],
     )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also show TensorFlow's own start-up messages (and log at debug level)",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Load the model (one-line error and exit 2 if it cannot be served), then run uvicorn."""
     args = build_parser().parse_args(argv)
+    if args.verbose:
+        args.log_level = "debug"
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s: %(message)s")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    configure_tensorflow_logging(args.verbose)
     import uvicorn
 
     from src.errors import SketchError
