@@ -49,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--monitor_log",
         "--monitor-log",
         dest="monitor_log",
-        help="attention log, JSON Lines (default: logs/attention.jsonl)",
+        help="attention log, JSON Lines (default: $SKETCHCAM_LOG_DIR/attention.jsonl, else "
+        "logs/attention.jsonl in the working directory)",
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     parser.add_argument("--port", type=int, default=8000, help="TCP port")

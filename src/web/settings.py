@@ -7,7 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from src.config import DEFAULT_LABELS_PATH, DEFAULT_MODEL_PATH, PROJECT_ROOT
+from src.config import DEFAULT_LABELS_PATH, DEFAULT_MODEL_PATH
+from src.monitoring.attention_log import default_log_path
 
 
 class WebSettings(BaseSettings):
@@ -37,6 +38,7 @@ class WebSettings(BaseSettings):
     # Monitoring: /predict and /predict_with_gradcam answers whose top confidence is below this
     # get their attention appended to ``monitor_log`` (0 turns it off; above 1 logs every request).
     monitor_threshold: float = Field(default=0.0, ge=0.0)
-    monitor_log: Path = PROJECT_ROOT / "logs" / "attention.jsonl"
+    # Default: $SKETCHCAM_LOG_DIR/attention.jsonl, else logs/attention.jsonl in the working folder.
+    monitor_log: Path = Field(default_factory=default_log_path)
     # Build and run the default Grad-CAM once at start-up, so the first request is not slow.
     warm_up: bool = True
