@@ -1,4 +1,4 @@
-"""Production monitoring: map summaries, the spec's two calls, concurrent rotated log, summary."""
+"""Production monitoring: map summaries, the two calls of docs/usage_guide.md, concurrent rotated log, summary."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """``python scripts/gradcam_analysis.py [global options] COMMAND [command options]``.
 
 Global options (model, labels, output folder, layer, method, rendering) come before the
-subcommand, as in the usage guide. Each subcommand lives in ``src/cli/commands/<module>.py``
+subcommand, as in docs/usage_guide.md. Each subcommand lives in ``src/cli/commands/<module>.py``
 and is plugged in by listing its module in ``COMMAND_MODULES``. Errors end the program with one
 line on stderr and a documented exit code (``src.cli.exit_status.ExitStatus``); ``--traceback``
 shows the full trace instead.

@@ -1,4 +1,4 @@
-"""The spec's production monitoring: analyse an image's attention and append it to a JSON Lines log.
+"""Production monitoring as in docs/usage_guide.md: analyse an image's attention and append it to a JSON Lines log.
 
 Example:
     >>> if confidence < threshold:

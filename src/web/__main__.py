@@ -108,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
     # Worker processes start from an import string and read their settings from the
-    # environment; each loads its own model in the app's lifespan. The check above already
-    # turned a bad model into one line, so this copy is no longer needed.
+    # environment; each loads its own model in the app's lifespan. This copy served only to
+    # turn a bad model into one line above.
     engine.close()
     os.environ.update({f"SKETCH_{key.upper()}": str(value) for key, value in overrides.items()})
     return serve_in_processes(args.host, args.port, args.workers, args.log_level)

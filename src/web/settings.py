@@ -14,7 +14,8 @@ from src.monitoring.attention_log import default_log_path
 class WebSettings(BaseSettings):
     """Everything ``create_app`` needs; ``SKETCH_MODEL_PATH=... python -m src.web`` overrides one."""
 
-    # "model_" would clash with pydantic's protected namespace; these names are the spec's flags.
+    # "model_" would clash with pydantic's protected namespace; these names are the flags of
+    # docs/usage_guide.md.
     model_config = SettingsConfigDict(env_prefix="SKETCH_", protected_namespaces=(), frozen=True)
 
     model_path: Path = DEFAULT_MODEL_PATH
@@ -33,7 +34,7 @@ class WebSettings(BaseSettings):
     request_timeout_s: float = Field(default=30.0, gt=0.0)
     default_method: str = "gradcam"
     # Returned PNGs are enlarged by this nearest-neighbour factor; 1 keeps the 64x64 model size
-    # (the page scales it smoothly, and each doubling costs about 1 ms of PNG encoding).
+    # (the page scales it smoothly, and every doubling adds PNG encoding time).
     image_scale: int = Field(default=1, ge=1, le=8)
     # Monitoring: /predict and /predict_with_gradcam answers whose top confidence is below this
     # get their attention appended to ``monitor_log`` (0 turns it off; above 1 logs every request).

@@ -66,9 +66,9 @@ DEFAULT_BATCH_SIZE = 64
 def default_workers() -> int:
     """Threads for decoding and writing: half the cores (1 on 2 cores, at most 4).
 
-    TensorFlow already spreads each Grad-CAM call over every core; on 2 cores a second worker
-    thread made the batch 10-20% slower (bench/cli_batch.py), as threads fight over the CPU
-    and the interpreter lock.
+    TensorFlow already spreads each Grad-CAM call over every core, so more threads than half
+    the cores fight it and each other over the CPU and the interpreter lock (bench/cli_batch.py
+    compares worker counts).
     """
     return max(1, min(4, (os.cpu_count() or 2) // 2))
 
