@@ -6,11 +6,14 @@ import json
 import os
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+from src.utils.tensorflow_logging import configure_tensorflow_logging  # noqa: E402
+
+configure_tensorflow_logging()
 
 TINY_CLASSES = ("circle", "line", "square")
 
