@@ -267,7 +267,8 @@ def check_report_links(output: Path, summary: dict) -> None:  # type: ignore[typ
     """report.html links only files that exist, and shows every explained image."""
     html = (output / "report.html").read_text()
     links = set(re.findall(r"(?:src|href)='([^']+)'", html))
-    assert links and all((output / link).is_file() for link in links)
+    assert links and all((output / link).exists() for link in links)
+    assert {"batch_summary.csv", "batch_summary.json", "overlays/"} <= links
     assert {record["overlay"] for record in summary["images"]} <= links
     for entry in summary["mean_maps"].values():
         assert entry["file"] in links
