@@ -436,3 +436,38 @@ def test_stroke_colours_follow_the_mean_map_value(browser, server_url: str) -> N
     assert blue > 150 and red < 60 and green < 60, "the long, cool circle is blue"
     assert "Stroke 2 of 2 is the hottest" in page.locator("#importance-caption").inner_text()
     page.close()
+
+
+def test_batch_report_opens_and_every_image_loads(  # type: ignore[no-untyped-def]
+    browser, sketch_model_path: Path, sketch_labels_path: Path, sketch_model_dir: Path, tmp_path
+) -> None:
+    import json
+
+    from src.cli.gradcam_analysis import main
+
+    output = tmp_path / "batch"
+    status = main(
+        [
+            "--model", str(sketch_model_path), "--labels", str(sketch_labels_path),
+            "--output", str(output), "batch", "--images_dir", str(sketch_model_dir / "sketches"),
+        ]
+    )  # fmt: skip
+    assert status == 0
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    problems = watch_problems(page)
+    page.goto((output / "report.html").as_uri())
+    page.wait_for_load_state("load")
+    images = page.evaluate(
+        "Array.from(document.images).map((image) => "
+        "[image.getAttribute('src'), image.complete && image.naturalWidth > 0])"
+    )
+    summary = json.loads((output / "batch_summary.json").read_text())
+    expected = {image["overlay"] for image in summary["images"]}
+    expected |= {entry["file"] for entry in summary["mean_maps"].values()}
+    assert len(expected) == 9 and expected <= {source for source, _ in images}
+    assert [source for source, loaded in images if not loaded] == []
+    assert page.locator("h2", has_text="Gallery, least confident first").is_visible()
+    assert page.locator("a[href='batch_summary.csv']").is_visible()
+    save_screenshot(page, tmp_path, "batch_report.png")
+    assert not problems, problems
+    page.close()
