@@ -47,6 +47,7 @@ figcaption .second{color:#555}
 .wrong{color:#b00}
 table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
 th{background:#f5f6f8}
+.overview td{text-align:left}
 .legend{display:flex;align-items:center;gap:8px;font-size:13px;margin:6px 0 12px}
 .legend .bar{width:220px;height:12px;border-radius:6px;border:1px solid #ccc}
 code{word-break:break-all}
@@ -128,7 +129,7 @@ def _overview(summary: dict[str, Any]) -> str:
         f"<tr><th>{escape(name)}</th><td><code>{escape(str(value))}</code></td></tr>"
         for name, value in rows
     )
-    return f"<table>{cells}</table>"
+    return f"<table class='overview'>{cells}</table>"
 
 
 def _downloads(output_dir: Path | None) -> str:
