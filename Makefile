@@ -20,7 +20,7 @@ $(DEV_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(DEV_STAMP)
 
-## demo: the spec's single analysis on a shipped sample, then a batch over samples/
+## demo: docs/usage_guide.md's single analysis on a shipped sample, then a batch over samples/
 demo: $(STAMP)
 	$(BIN)/python scripts/gradcam_analysis.py --model $(MODEL) --labels $(LABELS) \
 		--output $(DEMO_OUTPUT)/single single --image samples/smiley_face.png

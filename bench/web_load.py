@@ -2,7 +2,7 @@
 
 Usage (from the repository root): ``python -m bench.web_load [--model_path models/best_model.h5]``.
 Starts ``python -m src.web --workers 2`` itself on a free 127.0.0.1 port (the shipped model if
-present, else a freshly built ``build_cnn``), sends the spec's ``{"image": <base64 PNG>}`` to
+present, else a freshly built ``build_cnn``), sends docs/usage_guide.md's ``{"image": <base64 PNG>}`` to
 ``/predict_with_gradcam`` and prints:
 
 - p50/p95 latency with one client (target p50 <= 15 ms on a 2-core machine);

@@ -128,7 +128,7 @@ DRAWINGS: dict[str, list[Stroke]] = {
 }
 
 # Pen width for the 256x256 PNGs, in pixels: about 1/20 of the drawing, the thickness Quick, Draw!
-# renders at. (With an 8 px pen the shipped model recognised only 7 of 14: see the README.)
+# renders at: much thinner pens make sketches the model was not trained to see.
 PNG_LINE_WIDTH = 12.0
 
 

@@ -6,11 +6,14 @@ import json
 import os
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+from src.utils.tensorflow_logging import configure_tensorflow_logging  # noqa: E402
+
+configure_tensorflow_logging()
 
 TINY_CLASSES = ("circle", "line", "square")
 
@@ -129,3 +132,25 @@ def sketch_labels_path(sketch_model_dir: Path) -> Path:
     path = sketch_model_dir / "label_mapping.json"
     assert json.loads(path.read_text())["0"] == TINY_CLASSES[0]
     return path
+
+
+def browser_skip_summary(skipped: list[pytest.TestReport]) -> str | None:
+    """One line naming how many browser tests were skipped and why (None when none were)."""
+    reasons = []
+    for report in skipped:
+        if "browser" not in report.keywords:
+            continue
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reasons.append(reason.removeprefix("Skipped: "))
+    if not reasons:
+        return None
+    why = "; ".join(dict.fromkeys(reasons))
+    return f"browser tests: {len(reasons)} skipped ({why}); README.md, 'Browser tests', says how to run them"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """After the run, say in one line that the browser tests were skipped, and why."""
+    line = browser_skip_summary(terminalreporter.stats.get("skipped", []))
+    if line is not None:
+        terminalreporter.write_line(line, yellow=True, bold=True)

@@ -1,6 +1,6 @@
-"""The command-line tools as the usage guide runs them: scripts/gradcam_analysis.py and predict.py.
+"""The command-line tools as docs/usage_guide.md runs them: scripts/gradcam_analysis.py and predict.py.
 
-A few subprocess runs prove the spec's commands work verbatim from the repository root; the
+A few subprocess runs prove the guide's commands work verbatim from the repository root; the
 rest runs in-process through ``main([...])`` (a TensorFlow start costs seconds per subprocess).
 Expected values come from the model's own ``predict``, not from the CLI's code.
 """
@@ -44,7 +44,7 @@ def model_argmax(keras_model, image_path: Path) -> tuple[int, np.ndarray]:  # ty
 
 
 def run_script(*arguments: str | Path) -> subprocess.CompletedProcess[str]:
-    """Run a command line from the repository root, as the guide shows it."""
+    """Run a command line from the repository root, as docs/usage_guide.md shows it."""
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     return subprocess.run(
         [sys.executable, *map(str, arguments)],
@@ -267,7 +267,8 @@ def check_report_links(output: Path, summary: dict) -> None:  # type: ignore[typ
     """report.html links only files that exist, and shows every explained image."""
     html = (output / "report.html").read_text()
     links = set(re.findall(r"(?:src|href)='([^']+)'", html))
-    assert links and all((output / link).is_file() for link in links)
+    assert links and all((output / link).exists() for link in links)
+    assert {"batch_summary.csv", "batch_summary.json", "overlays/"} <= links
     assert {record["overlay"] for record in summary["images"]} <= links
     for entry in summary["mean_maps"].values():
         assert entry["file"] in links

@@ -66,7 +66,7 @@ def api_schema(app):  # type: ignore[no-untyped-def]
     return schemathesis.openapi.from_asgi("/openapi.json", app)
 
 
-# The operations the spec requires; the schema may document more, and all of them are fuzzed.
+# The operations docs/usage_guide.md requires; the schema may document more, and all of them are fuzzed.
 REQUIRED_OPERATIONS = {
     ("POST", "/predict_with_gradcam"),
     ("POST", "/analyze_class"),

@@ -1,4 +1,4 @@
-"""Production monitoring: map summaries, the spec's two calls, concurrent rotated log, summary."""
+"""Production monitoring: map summaries, the two calls of docs/usage_guide.md, concurrent rotated log, summary."""
 
 from __future__ import annotations
 
@@ -138,3 +138,27 @@ def test_summary_counts_classes_and_renders_html(tmp_path: Path) -> None:
     assert page.count("data:image/png;base64,") == 2 and "<script" not in page
     with pytest.raises(DataFormatError, match="not found"):
         list(read_records(tmp_path / "missing.jsonl"))
+
+
+def test_default_log_is_under_the_working_directory_or_the_log_dir_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from src.monitoring.attention_log import log_attention_pattern
+    from src.web.settings import WebSettings
+
+    record = {"top": [{"class_index": 0, "class_name": "cat", "confidence": 0.2}], "margin": 0.1}
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.delenv("SKETCHCAM_LOG_DIR", raising=False)
+    log_attention_pattern(record, "first")
+    written = work / "logs" / "attention.jsonl"
+    assert json.loads(written.read_text())["image_id"] == "first"
+    assert WebSettings().monitor_log == written
+
+    elsewhere = tmp_path / "var" / "sketchcam"
+    monkeypatch.setenv("SKETCHCAM_LOG_DIR", str(elsewhere))
+    log_attention_pattern(record, "second")
+    assert json.loads((elsewhere / "attention.jsonl").read_text())["image_id"] == "second"
+    assert len(written.read_text().splitlines()) == 1
+    assert WebSettings().monitor_log == elsewhere / "attention.jsonl"

@@ -1,4 +1,4 @@
-"""The shipped default model and samples: the guide's snippet on them, and what they recognise."""
+"""The shipped default model and samples: docs/usage_guide.md's snippet on them, and what they recognise."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from src.config import DEFAULT_LABELS_PATH, DEFAULT_MODEL_PATH, SAMPLES_DIR
 from src.data.labels import LabelMap
 from tests.test_spec_python_api import PYTHON_API_SNIPPET
 
-# The guide's "Python API Usage" snippet, verbatim (kept in one place).
+# The "Python API Usage" snippet of docs/usage_guide.md, verbatim (kept in one place).
 GUIDE_SNIPPET = PYTHON_API_SNIPPET
 
 

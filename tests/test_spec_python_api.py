@@ -1,4 +1,4 @@
-"""The user guide's Python snippets, run exactly as written, and memory over repeated saves.
+"""The Python snippets of docs/usage_guide.md, run exactly as written, and memory over saves.
 
 The three snippets ("Python API Usage", "Programmatic Batch Processing", "Top-K Analysis") are
 copied verbatim from the guide. As a reader would, they run one after another in one namespace

@@ -221,12 +221,10 @@ def test_monitoring_off_at_threshold_zero(
 def test_monitor_settings_from_environment_and_flags(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from src.config import PROJECT_ROOT
     from src.web.__main__ import build_parser
     from src.web.settings import WebSettings
 
     assert WebSettings().monitor_threshold == 0.0
-    assert WebSettings().monitor_log == PROJECT_ROOT / "logs" / "attention.jsonl"
     monkeypatch.setenv("SKETCH_MONITOR_THRESHOLD", "0.4")
     monkeypatch.setenv("SKETCH_MONITOR_LOG", str(tmp_path / "log.jsonl"))
     settings = WebSettings()

@@ -1,8 +1,8 @@
 """Bring Grad-CAM maps of different renderings of one drawing into the drawing's own frame.
 
 A map lives in model-input pixels. Each input path says where a canvas point lands in the model
-input (the guide's snippet resizes the whole canvas; ``to_model_input`` crops a square around the
-ink, see ``src.data.preprocess.fit_geometry``), and each rendering says where a drawing point
+input (docs/usage_guide.md's snippet resizes the whole canvas; ``to_model_input`` crops a
+square around the ink, see ``src.data.preprocess.fit_geometry``), and each rendering says where a drawing point
 lands on the canvas (``src.audit.factors.Rendering``). Chaining the two, every map is sampled on
 one grid laid over the drawing's bounding square, so maps of a drawing rendered large, small,
 in a corner or rotated can be rank-correlated point for point.

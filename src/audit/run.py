@@ -1,7 +1,7 @@
 """Measure a model under every factor level, through both input paths, and flag likely shortcuts.
 
 For each level every drawing is rendered (``src.audit.factors``), turned into a model input by
-the guide's plain snippet and by ``to_model_input``, and explained for its true class in batched
+the plain snippet of docs/usage_guide.md and by ``to_model_input``, and explained for its true class in batched
 Grad-CAM calls. Per level, per path and per class: top-1, top-3, the mean probability of the
 true class, and the mean Spearman rank correlation of the map with the reference rendering's map
 in the drawing's frame (``src.audit.alignment``). A factor whose top-1 moves by more than

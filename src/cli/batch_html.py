@@ -1,61 +1,124 @@
 """report.html for ``batch``: a self-contained page that links only files the batch wrote.
 
-Sections: counts; accuracy, confusion matrix and most confused pairs (when sub-folders name the
-classes); mean Grad-CAM per predicted class; low-confidence cases; the gallery sorted by
-confidence; the inputs that could not be read. Every text is HTML-escaped.
+Sections: the run (folder, model and its SHA-256, when it ran, downloads); for labelled inputs,
+accuracy, precision/recall/F1 per class, the confusion matrix and the most confused pairs; the
+faithfulness and audit results when ``faithfulness.json`` / ``audit.json`` lie in the output
+folder; mean Grad-CAM per predicted class; low-confidence cases; the gallery (least confident
+first by default) with each input's runner-up and margin; the inputs that could not be read.
+Every text is HTML-escaped.
 """
 
 from __future__ import annotations
 
+import json
 from html import escape
+from pathlib import Path
 from typing import Any
+
+from src.audit import AUDIT_FIGURE, AUDIT_JSON
 
 # The gallery shows at most this many images (the JSON and CSV list all of them).
 GALLERY_LIMIT = 1000
 LOW_CONFIDENCE_LIMIT = 60
+# Gallery orders: key function and the heading's words.
+GALLERY_ORDERS = ("least_confident", "most_confident", "smallest_margin", "name")
+_ORDER_TITLES = {
+    "least_confident": "least confident first",
+    "most_confident": "most confident first",
+    "smallest_margin": "smallest margin over the runner-up first",
+    "name": "by input name",
+}
+FAITHFULNESS_FILE = "faithfulness.json"
+DOWNLOADS = (
+    ("batch_summary.csv", "one row per input"),
+    ("batch_summary.json", "everything on this page"),
+    ("overlays/", "every overlay PNG"),
+)
+# Confusion-matrix cells shade from white to this colour; the text switches to white where
+# black would fall below WCAG's 4.5:1 contrast.
+_CELL_RGB = (29, 78, 216)
 
 _STYLE = """
-body{font-family:system-ui,sans-serif;margin:2em;color:#222}
+body{font-family:system-ui,sans-serif;margin:2em;color:#1d2330;max-width:1200px}
 .grid{display:flex;flex-wrap:wrap;gap:12px}
-figure{margin:0;width:140px;font-size:12px;text-align:center}
+figure{margin:0;width:148px;font-size:12px;text-align:center}
 figure img{width:128px;height:128px;image-rendering:pixelated;border:1px solid #ccc}
+figcaption .second{color:#555}
 .wrong{color:#b00}
-table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
+table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
+th{background:#f5f6f8}
+.overview td{text-align:left}
+.legend{display:flex;align-items:center;gap:8px;font-size:13px;margin:6px 0 12px}
+.legend .bar{width:220px;height:12px;border-radius:6px;border:1px solid #ccc}
+code{word-break:break-all}
 """
 
 
 def render_report(
-    summary: dict[str, Any], low_confidence: float, audit_files: list[str] | None = None
+    summary: dict[str, Any],
+    low_confidence: float,
+    audit_files: list[str] | None = None,
+    output_dir: Path | None = None,
+    order: str = "least_confident",
 ) -> str:
     """The whole page as a string (the caller writes it atomically).
 
-    ``audit_files``: names of an ``audit`` run's files in the same folder, linked when given.
+    Args:
+        summary: what batch_summary.json holds.
+        low_confidence: the low-confidence threshold.
+        audit_files: names of an ``audit`` run's files in the same folder, shown when given.
+        output_dir: the report's folder, read for faithfulness.json and audit.json's figures.
+        order: one of ``GALLERY_ORDERS``.
     """
-    images = sorted(summary["images"], key=lambda image: -image["confidence"])
-    low = [image for image in images if image["confidence"] < low_confidence][::-1]
+    if order not in GALLERY_ORDERS:
+        raise ValueError(f"unknown gallery order {order!r}; choose {', '.join(GALLERY_ORDERS)}")
+    images = sort_images(summary["images"], order)
+    low = sorted(
+        (image for image in summary["images"] if image["confidence"] < low_confidence),
+        key=lambda image: image["confidence"],
+    )
     parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>Grad-CAM batch report</title>",
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        "<title>Grad-CAM batch report</title>",
         f"<style>{_STYLE}</style></head><body><h1>Grad-CAM batch report</h1>",
         _overview(summary),
-        _audit_links(audit_files or []),
+        _downloads(output_dir),
         _class_metrics(summary.get("class_metrics")),
+        _faithfulness(output_dir),
+        _audit(audit_files or [], output_dir),
         "<h2>Mean Grad-CAM per predicted class</h2>",
+        _legend(summary.get("colormap", "jet")),
         _mean_maps(summary["mean_maps"]),
-        f"<h2>Low-confidence cases (below {low_confidence:.0%})</h2>",
+        f"<h2>Low-confidence cases (below {low_confidence:.0%}), least confident first</h2>",
         _gallery(low[:LOW_CONFIDENCE_LIMIT]) if low else "<p>None.</p>",
-        "<h2>Gallery, most confident first</h2>",
+        f"<h2>Gallery, {_ORDER_TITLES[order]}</h2>",
+        _legend(summary.get("colormap", "jet")),
         _gallery(images[:GALLERY_LIMIT]),
         _failures(summary["failures"]),
         "</body></html>\n",
     ]
-    return "\n".join(parts)
+    return "\n".join(part for part in parts if part)
+
+
+def sort_images(images: list[dict[str, Any]], order: str) -> list[dict[str, Any]]:
+    """The gallery's images in ``order`` (ties keep the input order)."""
+    keys = {
+        "least_confident": lambda image: image["confidence"],
+        "most_confident": lambda image: -image["confidence"],
+        "smallest_margin": lambda image: image.get("margin") or 0.0,
+        "name": lambda image: image["source"],
+    }
+    return sorted(images, key=keys[order])
 
 
 def _overview(summary: dict[str, Any]) -> str:
-    """Counts, model, layer and method."""
+    """The run: folder, model, its hash, when, layer, method and counts."""
+    duration = summary.get("duration_s")
     rows = [
         ("Folder", summary["images_dir"]),
         ("Model", summary["model_path"]),
+        ("Model SHA-256", summary.get("model_sha256") or "unknown"),
+        ("Run", f"{summary.get('started_at', 'unknown')} (UTC), {duration} s"),
         ("Layer", summary["layer"]),
         ("Method", summary["method"]),
         ("Inputs", summary["total"]),
@@ -63,36 +126,61 @@ def _overview(summary: dict[str, Any]) -> str:
         ("Could not be read", summary["failed"]),
     ]
     cells = "".join(
-        f"<tr><th>{escape(name)}</th><td>{escape(str(value))}</td></tr>" for name, value in rows
+        f"<tr><th>{escape(name)}</th><td><code>{escape(str(value))}</code></td></tr>"
+        for name, value in rows
     )
-    return f"<table>{cells}</table>"
+    return f"<table class='overview'>{cells}</table>"
 
 
-def _audit_links(files: list[str]) -> str:
-    """Links to the invariance audit written into the same folder, when there is one."""
-    if not files:
-        return ""
-    links = ", ".join(f"<a href='{escape(name)}'>{escape(name)}</a>" for name in files)
-    return f"<p>Invariance audit of this model: {links}</p>"
+def _downloads(output_dir: Path | None) -> str:
+    """Links to the summary files and the overlays folder (only those that exist)."""
+    items = [
+        f"<li><a href='{escape(name)}'>{escape(name)}</a>: {escape(what)}</li>"
+        for name, what in DOWNLOADS
+        if output_dir is None or (output_dir / name).exists()
+    ]
+    return f"<h2>Results</h2><ul>{''.join(items)}</ul>" if items else ""
 
 
-def _figure(file: str, caption: str, wrong: bool = False) -> str:
-    """One image with a caption."""
-    css = " class='wrong'" if wrong else ""
+def _legend(colormap: str) -> str:
+    """What the overlay colours mean, drawn with the same colormap."""
+    import numpy as np
+
+    from src.visualization.overlay import heatmap_to_rgb
+
+    stops = heatmap_to_rgb(np.linspace(0.0, 1.0, 9), colormap)
+    gradient = ", ".join(f"rgb({r},{g},{b})" for r, g, b in stops.tolist())
     return (
-        f"<figure><a href='{escape(file)}'><img src='{escape(file)}' alt=''></a>"
-        f"<figcaption{css}>{escape(caption)}</figcaption></figure>"
+        "<div class='legend'><span>Overlay colours: little attention</span>"
+        f"<span class='bar' style='background:linear-gradient(90deg, {gradient})'></span>"
+        "<span>most attention (Grad-CAM, scaled per image)</span></div>"
+    )
+
+
+def _figure(file: str, caption: str, wrong: bool = False, detail: str = "") -> str:
+    """One image with a caption (and an optional second, quieter line)."""
+    css = " class='wrong'" if wrong else ""
+    extra = f"<br><span class='second'>{escape(detail)}</span>" if detail else ""
+    return (
+        f"<figure><a href='{escape(file)}'><img src='{escape(file)}' alt='{escape(caption)}'></a>"
+        f"<figcaption{css}>{escape(caption)}{extra}</figcaption></figure>"
     )
 
 
 def _gallery(images: list[dict[str, Any]]) -> str:
-    """Overlays with source, prediction, confidence and the true class when known."""
+    """Overlays with source, prediction, confidence, runner-up, margin and the true class."""
     figures = []
     for image in images:
         caption = f"{image['source']}: {image['predicted_class']} {image['confidence']:.0%}"
         if image["true_class"] is not None:
             caption += f" (true {image['true_class']})"
-        figures.append(_figure(image["overlay"], caption, image["correct"] is False))
+        detail = ""
+        if image.get("second_class") is not None:
+            detail = (
+                f"then {image['second_class']} {image['second_confidence']:.0%}, "
+                f"margin {image['margin']:.2f}"
+            )
+        figures.append(_figure(image["overlay"], caption, image["correct"] is False, detail))
     return f"<div class='grid'>{''.join(figures)}</div>"
 
 
@@ -106,21 +194,13 @@ def _mean_maps(per_class: dict[str, Any]) -> str:
 
 
 def _class_metrics(metrics: dict[str, Any] | None) -> str:
-    """Accuracy, the confusion matrix (rows true, columns predicted) and the confused pairs."""
+    """Accuracy, per-class scores, the confusion matrix and the confused pairs."""
     if metrics is None:
-        return "<p>Sub-folder names are not class names, so accuracy is not measured.</p>"
-    classes = metrics["confusion_matrix"]["classes"]
-    matrix = metrics["confusion_matrix"]["matrix"]
-    used = [i for i in range(len(classes)) if sum(matrix[i]) or sum(row[i] for row in matrix)]
-    header = "".join(f"<th>{escape(classes[i])}</th>" for i in used)
-    rows = []
-    for i in used:
-        total = max(sum(matrix[i]), 1)
-        cells = "".join(
-            f"<td style='background:rgba(200,40,40,{matrix[i][j] / total:.2f})'>{matrix[i][j]}</td>"
-            for j in used
+        return (
+            "<p>No input is labelled, so accuracy is not measured: put inputs in folders named "
+            "after their class (<code>apple/x.png</code>) or name them after it "
+            "(<code>apple.png</code>, <code>apple_2.png</code>).</p>"
         )
-        rows.append(f"<tr><th>{escape(classes[i])}</th>{cells}</tr>")
     pairs = [
         _figure(pair["mean_map"], f"{pair['true']} taken for {pair['predicted']} x{pair['count']}")
         for pair in metrics["most_confused"]
@@ -128,12 +208,66 @@ def _class_metrics(metrics: dict[str, Any] | None) -> str:
     ]
     return (
         f"<h2>Accuracy: {metrics['accuracy']:.1%} of {metrics['labelled']} labelled</h2>"
-        "<h3>Confusion matrix (rows: true class, columns: predicted)</h3>"
-        f"<table><tr><th></th>{header}</tr>{''.join(rows)}</table>"
+        + _per_class_table(metrics.get("per_class", {}))
+        + "<h3>Confusion matrix (rows: true class, columns: predicted; shade: share of the row)</h3>"
+        + _confusion_table(metrics["confusion_matrix"])
         + _confusion_figure(metrics["confusion_matrix"].get("figure"))
         + "<h3>Most confused pairs, with their mean Grad-CAM</h3>"
         + (f"<div class='grid'>{''.join(pairs)}</div>" if pairs else "<p>None.</p>")
     )
+
+
+def _per_class_table(per_class: dict[str, dict[str, Any]]) -> str:
+    """Precision, recall, F1 and support per class ("-" where undefined)."""
+    if not per_class:
+        return ""
+
+    def cell(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
+    rows = "".join(
+        f"<tr><th>{escape(name)}</th><td>{cell(scores['precision'])}</td>"
+        f"<td>{cell(scores['recall'])}</td><td>{cell(scores['f1'])}</td>"
+        f"<td>{scores['support']}</td></tr>"
+        for name, scores in per_class.items()
+    )
+    return (
+        "<h3>Per class</h3><table><tr><th>class</th><th>precision</th><th>recall</th>"
+        f"<th>F1</th><th>labelled</th></tr>{rows}</table>"
+    )
+
+
+def _confusion_table(confusion: dict[str, Any]) -> str:
+    """The matrix as a table over the classes that occur, each cell shaded by its row share."""
+    classes, matrix = confusion["classes"], confusion["matrix"]
+    used = [i for i in range(len(classes)) if sum(matrix[i]) or sum(row[i] for row in matrix)]
+    header = "".join(f"<th>{escape(classes[i])}</th>" for i in used)
+    rows = []
+    for i in used:
+        total = max(sum(matrix[i]), 1)
+        cells = "".join(
+            f"<td style='{cell_style(matrix[i][j] / total)}'>{matrix[i][j]}</td>" for j in used
+        )
+        rows.append(f"<tr><th>{escape(classes[i])}</th>{cells}</tr>")
+    return f"<table><tr><th></th>{header}</tr>{''.join(rows)}</table>"
+
+
+def cell_style(share: float) -> str:
+    """Background shaded by ``share`` in [0, 1], with black or white text, whichever reads
+    better (WCAG contrast: black wins while the background's luminance is above 0.179)."""
+    background = [round(255 + (channel - 255) * share) for channel in _CELL_RGB]
+    text = "#000" if relative_luminance(background) > 0.179 else "#fff"
+    red, green, blue = background
+    return f"background:rgb({red},{green},{blue});color:{text}"
+
+
+def relative_luminance(rgb: list[int]) -> float:
+    """WCAG 2 relative luminance of an sRGB colour with 0-255 channels."""
+    linear = [
+        value / 12.92 if value <= 0.04045 else ((value + 0.055) / 1.055) ** 2.4
+        for value in (channel / 255 for channel in rgb)
+    ]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
 
 
 def _confusion_figure(file: str | None) -> str:
@@ -141,6 +275,68 @@ def _confusion_figure(file: str | None) -> str:
     if not file:
         return ""
     return f"<p><a href='{escape(file)}'><img src='{escape(file)}' alt='confusion matrix' width='480'></a></p>"
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object from ``path``, or None when it is missing or unreadable."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _faithfulness(output_dir: Path | None) -> str:
+    """Deletion/insertion AUC per method from ``evaluate-explanations``, when it ran here."""
+    report = _read_json(output_dir / FAITHFULNESS_FILE) if output_dir else None
+    if report is None:
+        return ""
+    rows = "".join(
+        f"<tr><th>{escape(str(curve.get('method')))}</th>"
+        f"<td>{curve.get('deletion_auc', float('nan')):.3f}</td>"
+        f"<td>{curve.get('insertion_auc', float('nan')):.3f}</td></tr>"
+        for curve in report.get("curves", [])
+        if isinstance(curve, dict)
+    )
+    figure = "faithfulness.png"
+    image = (
+        f"<p><img src='{figure}' alt='deletion and insertion curves' width='640'></p>"
+        if output_dir is not None and (output_dir / figure).is_file()
+        else ""
+    )
+    return (
+        f"<h2>Faithfulness (<a href='{FAITHFULNESS_FILE}'>{FAITHFULNESS_FILE}</a>)</h2>"
+        "<p>Deletion AUC: lower is better (erasing the hottest ink first drops the class fast). "
+        "Insertion AUC: higher is better.</p>"
+        "<table><tr><th>method</th><th>deletion AUC</th><th>insertion AUC</th></tr>"
+        f"{rows}</table>{image}"
+    )
+
+
+def _audit(files: list[str], output_dir: Path | None) -> str:
+    """The invariance audit written into the same folder: links, headline figures (its
+    top-level numbers and words) and its figure."""
+    if not files:
+        return ""
+    links = ", ".join(f"<a href='{escape(name)}'>{escape(name)}</a>" for name in files)
+    report = _read_json(output_dir / AUDIT_JSON) if output_dir and AUDIT_JSON in files else None
+    rows = "".join(
+        f"<tr><th>{escape(str(key))}</th><td>{escape(_short(value))}</td></tr>"
+        for key, value in (report or {}).items()
+        if isinstance(value, str | int | float | bool) or value is None
+    )
+    table = f"<table>{rows}</table>" if rows else ""
+    image = (
+        f"<p><img src='{escape(AUDIT_FIGURE)}' alt='audit figure' width='640'></p>"
+        if AUDIT_FIGURE in files
+        else ""
+    )
+    return f"<h2>Invariance audit of this model</h2><p>Files: {links}</p>{table}{image}"
+
+
+def _short(value: object) -> str:
+    """A JSON scalar for the audit table (floats to 4 significant digits)."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _failures(failures: list[dict[str, str]]) -> str:

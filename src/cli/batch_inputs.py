@@ -1,12 +1,14 @@
 """Find the sketches under a folder for ``batch``: image files, ``.ndjson`` drawings, ``.npy`` bitmaps.
 
 A file that cannot be listed or parsed becomes a ``Failure`` with its reason; the batch goes on.
-The true class of an input is its sub-folder's name (or a drawing's ``word``, or a ``.npy``
-file's stem) when that is a class of the label mapping, else unknown.
+The true class of an input is its sub-folder's name (``apple/x.png``), else its file name
+(``apple.png``, ``apple_2.png``, ``smiley_face.png``), or a drawing's ``word``, when that is a
+class of the label mapping; otherwise it is unknown.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,8 @@ DRAWING_SUFFIXES = (".ndjson",)
 BITMAP_SUFFIXES = (".npy",)
 # Quick, Draw! files hold 100,000+ drawings; an analysis report needs a sample, not all of them.
 DEFAULT_MAX_PER_FILE = 100
+# A copy number after the class in a file name: "apple_2", "apple-2", "apple 2", "apple (2)".
+_COPY_SUFFIX = re.compile(r"(?:[_\- ]\d+|\s*\(\d+\))$")
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,8 @@ def discover_inputs(
         suffix = path.suffix.lower()
         try:
             if suffix in IMAGE_SUFFIXES:
-                discovery.inputs.append(BatchInput(source, folder_class, _image_loader(path)))
+                true_class = folder_class or class_from_filename(path.stem, labels)
+                discovery.inputs.append(BatchInput(source, true_class, _image_loader(path)))
             elif suffix in DRAWING_SUFFIXES:
                 _add_drawings(discovery, path, source, labels, max_per_file)
             elif suffix in BITMAP_SUFFIXES:
@@ -124,6 +129,19 @@ def _class_or_none(labels: LabelMap, name: str) -> str | None:
         return labels.name_of(labels.index_of(name))
     except SketchError:
         return None
+
+
+def class_from_filename(stem: str, labels: LabelMap) -> str | None:
+    """The class a file is named after, or None.
+
+    ``apple`` and ``apple_2`` name "apple"; ``smiley_face`` and ``Smiley-Face (3)`` name
+    "smiley face" (underscores and hyphens stand for spaces, case is ignored).
+    """
+    for candidate in (stem, _COPY_SUFFIX.sub("", stem)):
+        name = re.sub(r"[_\-]+", " ", candidate).strip()
+        if name and (known := _class_or_none(labels, name)) is not None:
+            return known
+    return None
 
 
 def _image_loader(path: Path) -> Callable[..., np.ndarray]:

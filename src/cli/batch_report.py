@@ -26,6 +26,9 @@ CSV_COLUMNS = (
     "predicted_class",
     "predicted_class_index",
     "confidence",
+    "second_class",
+    "second_confidence",
+    "margin",
     "correct",
     "overlay",
     "reason",
@@ -45,6 +48,13 @@ class ImageRecord:
     predicted_class_index: int
     confidence: float
     top_predictions: list[dict[str, Any]]
+    second_class: str | None = None  # the runner-up (None for a one-class model)
+    second_confidence: float | None = None
+
+    @property
+    def margin(self) -> float | None:
+        """Top confidence minus the runner-up's: small means the model hesitated between two."""
+        return None if self.second_confidence is None else self.confidence - self.second_confidence
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (a plain dict: dataclasses.asdict deep-copies, slowly, per image)."""
@@ -55,6 +65,9 @@ class ImageRecord:
             "predicted_class": self.predicted_class,
             "predicted_class_index": self.predicted_class_index,
             "confidence": self.confidence,
+            "second_class": self.second_class,
+            "second_confidence": self.second_confidence,
+            "margin": self.margin,
             "correct": self.correct,
             "top_predictions": self.top_predictions,
         }
@@ -127,8 +140,13 @@ class BatchAccumulator:
         return [record for record in self.records if record.true_class is not None]
 
     def class_metrics(self) -> dict[str, Any] | None:
-        """Accuracy, confusion matrix and most confused pairs, or None without true classes."""
-        from src.evaluation.metrics import confusion_matrix, most_confused_pairs, per_class_accuracy
+        """Accuracy, per-class scores, confusion matrix and most confused pairs (None unlabelled)."""
+        from src.evaluation.metrics import (
+            confusion_matrix,
+            most_confused_pairs,
+            per_class_accuracy,
+            precision_recall_f1,
+        )
 
         labelled = self.labelled()
         if not labelled:
@@ -141,6 +159,7 @@ class BatchAccumulator:
             "labelled": len(labelled),
             "accuracy": float(np.mean(truth == predicted)),
             "per_class_accuracy": per_class_accuracy(matrix, self.class_names),
+            "per_class": precision_recall_f1(matrix, self.class_names),
             "confusion_matrix": {"classes": list(self.class_names), "matrix": matrix.tolist()},
             "most_confused": most_confused_pairs(matrix, self.class_names, MOST_CONFUSED_COUNT),
         }
@@ -192,7 +211,12 @@ def write_summary_files(summary: dict[str, Any], output_dir: Path) -> None:
     writer.writeheader()
     for image in summary["images"]:
         row = {column: image.get(column) for column in CSV_COLUMNS}
-        writer.writerow({**row, "status": "ok", "confidence": f"{image['confidence']:.6f}"})
+        numbers = {
+            column: f"{image[column]:.6f}"
+            for column in ("confidence", "second_confidence", "margin")
+            if image.get(column) is not None
+        }
+        writer.writerow({**row, **numbers, "status": "ok"})
     for failure in summary["failures"]:
         writer.writerow(
             {"source": failure["source"], "status": "failed", "reason": failure["reason"]}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import threading
@@ -119,6 +120,21 @@ def add_engine_options(parser: argparse.ArgumentParser, legacy: bool = False) ->
     parser.add_argument(
         "--traceback", action="store_true", help="show the full Python traceback on errors"
     )
+
+
+def add_verbose_option(parser: argparse.ArgumentParser) -> None:
+    """``--verbose``: the library's INFO logging and TensorFlow's own start-up lines."""
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also show progress logging and TensorFlow's own start-up messages",
+    )
+
+
+def configure_verbose_logging(verbose: bool) -> None:
+    """With ``--verbose``, show the project's INFO logging on stderr (otherwise warnings only)."""
+    if verbose:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
 def load_labels(args: argparse.Namespace) -> LabelMap:

@@ -1,7 +1,7 @@
 """``python scripts/gradcam_analysis.py [global options] COMMAND [command options]``.
 
 Global options (model, labels, output folder, layer, method, rendering) come before the
-subcommand, as in the usage guide. Each subcommand lives in ``src/cli/commands/<module>.py``
+subcommand, as in docs/usage_guide.md. Each subcommand lives in ``src/cli/commands/<module>.py``
 and is plugged in by listing its module in ``COMMAND_MODULES``. Errors end the program with one
 line on stderr and a documented exit code (``src.cli.exit_status.ExitStatus``); ``--traceback``
 shows the full trace instead.
@@ -16,12 +16,17 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from src.cli.common import DEFAULT_OUTPUT_DIR, add_engine_options
+from src.cli.common import (
+    DEFAULT_OUTPUT_DIR,
+    add_engine_options,
+    add_verbose_option,
+    configure_verbose_logging,
+)
 from src.cli.exit_status import EXIT_CODES_HELP, ExitStatus, run_guarded
+from src.utils.tensorflow_logging import configure_tensorflow_logging, wants_verbose
 
 __all__ = ["COMMAND_MODULES", "ExitStatus", "build_parser", "main"]
 
@@ -56,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_OUTPUT_DIR,
         help="output folder, created if missing (default: gradcam_results)",
     )
+    add_verbose_option(parser)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module_name in COMMAND_MODULES:
         importlib.import_module(f"src.cli.commands.{module_name}").register(subparsers)
@@ -64,12 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (default ``sys.argv[1:]``), run the subcommand, return the exit code."""
-    # TensorFlow's C++ info logs would bury the one-line error; users can still override this.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Before parsing: parsing --method already imports TensorFlow.
+    configure_tensorflow_logging(wants_verbose(argv))
     parser = build_parser()
     try:
         args = parser.parse_args(None if argv is None else list(argv))
     except SystemExit as exit_request:
         # argparse exits for --help (0) and for bad arguments (2); main() returns instead.
         return int(exit_request.code or 0) if not isinstance(exit_request.code, str) else 2
+    configure_verbose_logging(args.verbose)
     return run_guarded(PROGRAM, lambda: args.handler(args), args.traceback)

@@ -10,13 +10,18 @@ top_predictions/) into ``--output_dir``, using the same function. Exit codes are
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from src.cli.common import add_engine_options, emit
+from src.cli.common import (
+    add_engine_options,
+    add_verbose_option,
+    configure_verbose_logging,
+    emit,
+)
 from src.cli.exit_status import EXIT_CODES_HELP, ExitStatus, run_guarded
 from src.config import PROJECT_ROOT
+from src.utils.tensorflow_logging import configure_tensorflow_logging, wants_verbose
 
 PROGRAM = "predict"
 DEFAULT_GRADCAM_DIR = PROJECT_ROOT / "gradcam_visualizations"
@@ -49,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_GRADCAM_DIR,
         help="folder for --gradcam results (default: gradcam_visualizations)",
     )
+    add_verbose_option(parser)
     return parser
 
 
@@ -75,11 +81,12 @@ def predict(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv``, predict, return the exit code (errors: one stderr line)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    configure_tensorflow_logging(wants_verbose(argv))
     try:
         args = build_parser().parse_args(None if argv is None else list(argv))
     except SystemExit as exit_request:
         return int(exit_request.code or 0) if not isinstance(exit_request.code, str) else 2
+    configure_verbose_logging(args.verbose)
     return run_guarded(PROGRAM, lambda: predict(args), args.traceback)
 
 

@@ -197,10 +197,10 @@ def _fit(ink: np.ndarray, size: int, margin: float) -> np.ndarray:
     square[top : top + crop.shape[0], left : left + crop.shape[1]] = crop
     picture = Image.fromarray(square, mode="F")
     # One look for every source: a crisp stroke render or canvas PNG is area-averaged down to
-    # Google's 28x28, like their numpy_bitmaps, before coming back up. Without this the model
-    # learned the look: bitmap-only classes drawn as crisp strokes fell from 93% to 75% top-1
-    # (24% went to stroke-only classes). Linear once the crop box is fixed (src.explain relies
-    # on that). Figures: models/model_card.json, "cross_domain". Drawings already near 28x28
+    # Google's 28x28, like their numpy_bitmaps, before coming back up. Otherwise the model
+    # learns the look instead of the drawing: bitmap-only classes drawn as crisp strokes go to
+    # stroke-only classes (models/model_card.json, "cross_domain", measures it). Linear once
+    # the crop box is fixed (src.explain relies on that). Drawings already near 28x28
     # (the bitmaps themselves) are left alone: resampling them twice would only blur them.
     if side > 2 * DETAIL_SIZE:
         picture = picture.resize((DETAIL_SIZE, DETAIL_SIZE), Image.Resampling.BOX)

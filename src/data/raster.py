@@ -15,14 +15,11 @@ from src.errors import InvalidImageError
 Stroke = Sequence[Sequence[float]]
 
 # Line width in output pixels at 64x64, calibrated so rendered strokes match the thickness of
-# Google's 28x28 numpy_bitmap drawings once those are brought to 64x64. Method: for the 16
-# bitmap classes, mean ink mass (sum of to_model_input pixels) of 200 random bitmaps per class vs
-# strokes_to_model_input of that class's stroke drawings in shared/data/quickdraw (10-70 each).
-# Median stroke/bitmap ratio over classes: width 2.5 -> 0.83, 3.0 -> 0.98 (per class 0.91-1.12),
-# 3.5 -> 1.12, 4.0 -> 1.25. So 3.0 px at 64x64 (about 1.3 px at 28x28, Google's look).
+# Google's 28x28 numpy_bitmap drawings once those are brought to 64x64: the width at which the
+# median over the bitmap classes of the mean ink mass (sum of to_model_input pixels) of stroke
+# renders matches that of the class's bitmaps.
 DEFAULT_LINE_WIDTH = 3.0
-# The same calibration for a 28x28 render (src.training.augment's "Google look"): 1.1 -> 0.87,
-# 1.3 -> 1.02 of the bitmaps' ink mass.
+# The same calibration for a 28x28 render (src.training.augment's "Google look").
 GOOGLE_LOOK_LINE_WIDTH_28 = 1.3
 # Empty border kept around the drawing, as a fraction of the side (Google's bitmaps keep ~1px of 28).
 DEFAULT_MARGIN = 0.06

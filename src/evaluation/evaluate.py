@@ -21,6 +21,7 @@ from src.data.preprocess import IMAGE_SUFFIXES, strokes_to_model_input, to_model
 from src.data.quickdraw import load_bitmaps, read_binary, read_image_folder, read_ndjson
 from src.errors import DataFormatError
 from src.evaluation.metrics import most_confused_pairs, summarise
+from src.utils.tensorflow_logging import configure_tensorflow_logging
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--output_dir", "--output-dir", type=Path, default=PROJECT_ROOT / "evaluation"
     )
     parser.add_argument("--limit", type=int, default=0, help="items per class file (0 = all)")
+    parser.add_argument(
+        "--verbose", action="store_true", help="also show TensorFlow's own start-up messages"
+    )
     return parser
 
 
@@ -106,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     from src.models.io import load_model
+
+    configure_tensorflow_logging(args.verbose)
+
     from src.visualization.figures import save_confusion_matrix
 
     labels = LabelMap.load(args.label_mapping)

@@ -1,4 +1,5 @@
-"""Classification metrics in plain NumPy (top-k, per-class accuracy, confusion, confused pairs)."""
+"""Classification metrics in plain NumPy: top-k, per-class accuracy, precision, recall and F1,
+confusion matrix, confused pairs."""
 
 from __future__ import annotations
 
@@ -27,6 +28,31 @@ def per_class_accuracy(matrix: np.ndarray, class_names: tuple[str, ...]) -> dict
         name: (float(matrix[index, index] / totals[index]) if totals[index] else None)
         for index, name in enumerate(class_names)
     }
+
+
+def precision_recall_f1(
+    matrix: np.ndarray, class_names: tuple[str, ...]
+) -> dict[str, dict[str, float | int | None]]:
+    """Per class from a confusion matrix (rows true, columns predicted).
+
+    Precision is the share of the class's predictions that were right, recall the share of its
+    items found, F1 their harmonic mean; each is None where its denominator is 0. Classes that
+    are neither true nor predicted anywhere are left out.
+    """
+    matrix = np.asarray(matrix)
+    scores: dict[str, dict[str, float | int | None]] = {}
+    for index, name in enumerate(class_names):
+        hits = int(matrix[index, index])
+        support, predicted = int(matrix[index].sum()), int(matrix[:, index].sum())
+        if not support and not predicted:
+            continue
+        precision = hits / predicted if predicted else None
+        recall = hits / support if support else None
+        f1: float | None = None
+        if precision is not None and recall is not None:
+            f1 = 2 * precision * recall / (precision + recall) if hits else 0.0
+        scores[name] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
+    return scores
 
 
 def most_confused_pairs(

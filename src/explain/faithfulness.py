@@ -10,6 +10,7 @@ check re-initialises the top layers of a copy of the model and compares the maps
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -183,20 +184,39 @@ def randomised_copy(model: Any, layer_count: int, seed: int = 0) -> tuple[Any, l
     Returns:
         (copy, names of the re-initialised layers, top first).
     """
+    steps = list(cascade_randomised(model, layer_count, seed))
+    return steps[-1] if steps else (_trained_copy(model, seed), [])
+
+
+def _trained_copy(model: Any, seed: int) -> Any:
+    """A clone of ``model`` with its trained weights, after seeding Keras's random draws."""
     import keras
 
     keras.utils.set_random_seed(seed)
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
-    weighted = [layer for layer in copy.layers if layer.weights][::-1][:layer_count]
-    for layer in weighted:
+    return copy
+
+
+def cascade_randomised(model: Any, depth: int, seed: int = 0) -> Iterator[tuple[Any, list[str]]]:
+    """One copy of ``model``, yielded after each of its top 1..depth weighted layers is reset.
+
+    The same copy is reset one more layer at a time (in place), so a ``GradCAM`` built on it
+    once serves every depth: its compiled function reads the copy's variables, whatever their
+    values, instead of being traced again for a new model per depth.
+    """
+    import keras
+
+    copy = _trained_copy(model, seed)
+    weighted = [layer for layer in copy.layers if layer.weights][::-1][:depth]
+    for count, layer in enumerate(weighted, start=1):
         for variable in layer.weights:
             attribute = variable.path.rsplit("/", 1)[-1]
             initializer = getattr(layer, f"{attribute}_initializer", None)
             if initializer is None:
                 initializer = keras.initializers.GlorotUniform(seed=seed)
             variable.assign(initializer(variable.shape, dtype=variable.dtype))
-    return copy, [layer.name for layer in weighted]
+        yield copy, [each.name for each in weighted[:count]]
 
 
 def randomisation_check(
@@ -211,13 +231,11 @@ def randomisation_check(
     batch = to_batch(images)
     trained = gradcam.explain(batch)
     check = RandomisationCheck(gradcam.method)
-    for count in range(1, depth + 1):
-        copy, names = randomised_copy(gradcam.model, count, seed)
-        maps = (
-            GradCAM(copy, gradcam.layer_name, gradcam.method)
-            .explain(batch, trained.class_indices)
-            .heatmaps
-        )
+    copy_gradcam = None
+    for copy, names in cascade_randomised(gradcam.model, depth, seed):
+        if copy_gradcam is None:
+            copy_gradcam = GradCAM(copy, gradcam.layer_name, gradcam.method)
+        maps = copy_gradcam.explain(batch, trained.class_indices).heatmaps
         correlations = [spearman(a, b) for a, b in zip(trained.heatmaps, maps)]
         check.randomised_layers.append(names)
         check.rank_correlations.append(float(np.mean(correlations)))

@@ -16,8 +16,8 @@ def _polarity_block(image):  # type: ignore[no-untyped-def]
 
     A sketch is mostly background, so a mean brightness above one half means dark ink on light
     paper. ``s = sigmoid(40 (mean - 0.5))`` is ~1 then and ~0 otherwise, and
-    ``x * (1 - 2 s) + s`` equals ``1 - x`` when s = 1 and ``x`` when s = 0. This keeps the spec's
-    plain ``convert('L') / 255`` snippet working on PNG sketches.
+    ``x * (1 - 2 s) + s`` equals ``1 - x`` when s = 1 and ``x`` when s = 0. This keeps the plain
+    ``convert('L') / 255`` snippet of docs/usage_guide.md working on PNG sketches.
     """
     from keras import layers
 

@@ -1,4 +1,4 @@
-"""The spec's production monitoring: analyse an image's attention and append it to a JSON Lines log.
+"""Production monitoring as in docs/usage_guide.md: analyse an image's attention and append it to a JSON Lines log.
 
 Example:
     >>> if confidence < threshold:
@@ -25,10 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from src.config import PROJECT_ROOT
 from src.data.preprocess import to_model_input
 
-DEFAULT_LOG_PATH = PROJECT_ROOT / "logs" / "attention.jsonl"
+# The folder of the attention log, when set; otherwise ``logs/`` under the working directory.
+LOG_DIR_VARIABLE = "SKETCHCAM_LOG_DIR"
+LOG_FILENAME = "attention.jsonl"
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_BACKUPS = 5
 GRID_SIZE = 8
@@ -176,10 +177,18 @@ def _rotate(path: Path, backups: int) -> None:
         path.unlink()
 
 
+def default_log_path() -> Path:
+    """Where the attention log goes by default: ``$SKETCHCAM_LOG_DIR/attention.jsonl``, else
+    ``logs/attention.jsonl`` under the current working directory (where the user works, never
+    inside the installed package)."""
+    folder = os.environ.get(LOG_DIR_VARIABLE)
+    return (Path(folder).expanduser() if folder else Path.cwd() / "logs") / LOG_FILENAME
+
+
 def log_attention_pattern(
     result: dict[str, Any],
     image_id: str,
-    log_path: str | Path = DEFAULT_LOG_PATH,
+    log_path: str | Path | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     backups: int = DEFAULT_BACKUPS,
     save_overlay: bool = True,
@@ -189,7 +198,7 @@ def log_attention_pattern(
     Args:
         result: from ``generate_gradcam_analysis``.
         image_id: the caller's identifier for the image (request id, file name).
-        log_path: the JSON Lines file; its folder is created.
+        log_path: the JSON Lines file; its folder is created. Default ``default_log_path()``.
         max_bytes: rotate before a write would take the file past this size.
         backups: rotated files kept (``log.1`` newest).
         save_overlay: write ``overlay_png`` as a PNG beside the log (``<log>.overlays/``) and
@@ -202,7 +211,7 @@ def log_attention_pattern(
 
     if max_bytes < 1024:
         raise ValueError(f"max_bytes must be at least 1024, got {max_bytes}")
-    path = Path(log_path)
+    path = Path(log_path) if log_path is not None else default_log_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     now = time.time()
     record = {

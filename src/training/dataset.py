@@ -45,7 +45,7 @@ OUTLIER_SPLIT_PERCENT = {"train": 60, "validation": 20, "test": 20}
 TRAIN, VALIDATION, TEST = "train", "validation", "test"
 CROSS_DOMAIN = "cross_domain"
 # A stroke drawing's bitmap twin is its most similar raster if the correlation reaches this
-# (true twins score 0.7-0.98 on the real data; the conservative side only drops a few items).
+# (set below what true twins score, so erring drops a few items rather than keeping twins).
 TWIN_MIN_SIMILARITY = 0.6
 # Training strokes of raster classes are few next to their rasters; each is queued this many
 # times (different random renderings) so the stroke look is common in every class.

@@ -24,6 +24,7 @@ from src.training.dataset import (
     soft_targets,
 )
 from src.training.model_card import build_model_card, write_model_card
+from src.utils.tensorflow_logging import configure_tensorflow_logging
 
 logger = logging.getLogger(__name__)
 
@@ -302,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.cross_domain_train_percent,
         help="percent of the strokes of bitmap classes (by key_id hash) that join training",
     )
+    parser.add_argument(
+        "--verbose", action="store_true", help="also show TensorFlow's own start-up messages"
+    )
     return parser
 
 
@@ -339,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: parse flags, train, log where the outputs went."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    configure_tensorflow_logging(args.verbose)
     config = config_from_args(args)
     if args.evaluate_model is not None:
         result = evaluate_trained(config, args.evaluate_model)

@@ -13,6 +13,7 @@ import sys
 
 from src.cli.common import positive_int
 from src.config import DEFAULT_LABELS_PATH, DEFAULT_MODEL_PATH
+from src.utils.tensorflow_logging import configure_tensorflow_logging
 
 logger = logging.getLogger("src.web")
 
@@ -48,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--monitor_log",
         "--monitor-log",
         dest="monitor_log",
-        help="attention log, JSON Lines (default: logs/attention.jsonl)",
+        help="attention log, JSON Lines (default: $SKETCHCAM_LOG_DIR/attention.jsonl, else "
+        "logs/attention.jsonl in the working directory)",
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     parser.add_argument("--port", type=int, default=8000, help="TCP port")
@@ -65,14 +67,21 @@ def build_parser() -> argparse.ArgumentParser:
         default="info",
         choices=["critical", "error", "warning", "info", "debug"],
     )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also show TensorFlow's own start-up messages (and log at debug level)",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Load the model (one-line error and exit 2 if it cannot be served), then run uvicorn."""
     args = build_parser().parse_args(argv)
+    if args.verbose:
+        args.log_level = "debug"
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s: %(message)s")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    configure_tensorflow_logging(args.verbose)
     import uvicorn
 
     from src.errors import SketchError
@@ -99,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
     # Worker processes start from an import string and read their settings from the
-    # environment; each loads its own model in the app's lifespan. The check above already
-    # turned a bad model into one line, so this copy is no longer needed.
+    # environment; each loads its own model in the app's lifespan. This copy served only to
+    # turn a bad model into one line above.
     engine.close()
     os.environ.update({f"SKETCH_{key.upper()}": str(value) for key, value in overrides.items()})
     return serve_in_processes(args.host, args.port, args.workers, args.log_level)

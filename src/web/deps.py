@@ -146,10 +146,10 @@ class Engine:
         """``model_input`` for ``async`` routes: a canvas-sized sketch is decoded right on the
         event loop, anything bigger in the threadpool.
 
-        A 256x256 canvas PNG takes ~0.4 ms to decode and preprocess, less than a trip through
-        the threadpool, and sixteen request threads fighting over the interpreter lock cost one
-        server process almost half its throughput. A phone photo takes tens of milliseconds and
-        would stall every other request, so it still goes to a thread.
+        Decoding a canvas-sized PNG costs less than a trip through the threadpool, and many
+        request threads fighting over the interpreter lock slow the whole server down. A phone
+        photo takes long enough to stall every other request, so it still goes to a thread
+        (bench/web_load.py measures both paths).
         """
         from starlette.concurrency import run_in_threadpool
 
@@ -179,8 +179,9 @@ class Engine:
         )
 
     async def render_async(self, sketch: np.ndarray, heatmap: np.ndarray) -> tuple[str, str, str]:
-        """``render`` for ``async`` routes: on the event loop at the usual scales (three 64x64
-        PNGs take ~0.5 ms), in the threadpool when ``image_scale`` makes them large."""
+        """``render`` for ``async`` routes: on the event loop at the usual scales (three small
+        PNGs encode faster than a threadpool trip), in the threadpool when ``image_scale`` makes
+        them large."""
         from starlette.concurrency import run_in_threadpool
 
         if self.settings.image_scale <= INLINE_RENDER_SCALE:
@@ -277,8 +278,7 @@ async def get_engine(request: Request) -> Engine:
     """The engine loaded in the app's lifespan.
 
     ``async`` although it never awaits: FastAPI runs a plain ``def`` dependency in the
-    threadpool, and that extra round trip per request cost one server process about 6% of its
-    requests/s under 16 concurrent clients.
+    threadpool, an extra round trip per request that lowers a busy server's requests/s.
     """
     return request.app.state.engine  # type: ignore[no-any-return]
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter
 
 from src.errors import SketchError
 from src.explain.contrast import top_two_classes
-from src.explain.strokes import attribute_strokes, attribution_to_dict
+from src.explain.strokes import StrokeAttribution, attribute_strokes, attribution_to_dict
 from src.explain.timeline import build_timeline, timeline_to_dict
 from src.web.deps import Engine, EngineDep, png_data_url
 from src.web.explain_schemas import (
@@ -42,10 +42,13 @@ def _overlay_url(engine: Engine, image: np.ndarray, heatmap: np.ndarray) -> str:
     return png_data_url(to_png_bytes(overlay_heatmap(image, heatmap), engine.settings.image_scale))
 
 
-def stroke_importance_rgb(strokes: Any, shares: np.ndarray) -> np.ndarray:
-    """The drawing on white paper, each stroke coloured by its share (jet, red = most).
+def stroke_importance_rgb(strokes: Any, values: np.ndarray) -> np.ndarray:
+    """The drawing on white paper, each stroke coloured by its value (jet, red = highest).
 
-    Strokes are painted from least to most important, so the important ones stay on top.
+    The page passes each stroke's mean map value along its ink (``mean_heat``): a short stroke
+    under the hot spot is red even when a long, cooler stroke holds more of the map in total.
+    Values are scaled by the highest; strokes are painted from lowest to highest, so the hot
+    ones stay on top.
 
     Returns:
         uint8 RGB (STROKE_IMAGE_SIZE, STROKE_IMAGE_SIZE, 3).
@@ -57,13 +60,18 @@ def stroke_importance_rgb(strokes: Any, shares: np.ndarray) -> np.ndarray:
         strokes, size=STROKE_IMAGE_SIZE, line_width=STROKE_IMAGE_LINE_WIDTH
     ).astype(np.float32)
     masks /= 255.0
-    peak = float(shares.max()) if shares.size and shares.max() > 0 else 1.0
-    colours = heatmap_to_rgb(shares / peak).astype(np.float32)  # (S, 3)
+    peak = float(values.max()) if values.size and values.max() > 0 else 1.0
+    colours = heatmap_to_rgb(values / peak).astype(np.float32)  # (S, 3)
     canvas = np.full((STROKE_IMAGE_SIZE, STROKE_IMAGE_SIZE, 3), 255.0, np.float32)
-    for stroke in np.argsort(shares, kind="stable"):
+    for stroke in np.argsort(values, kind="stable"):
         alpha = masks[stroke][..., np.newaxis]
         canvas = canvas * (1.0 - alpha) + colours[stroke] * alpha
     return canvas.round().astype(np.uint8)
+
+
+def stroke_importance_image(strokes: Any, attribution: StrokeAttribution) -> np.ndarray:
+    """The strokes coloured by the mean map value along each (the page's colours too)."""
+    return stroke_importance_rgb(strokes, attribution.mean_heat)
 
 
 def _class_index(engine: Engine, choice: ClassChoice) -> int | None:
@@ -93,7 +101,7 @@ def explain_strokes(body: ExplainStrokesRequest, engine: EngineDep) -> ExplainSt
     attribution = attribute_strokes(body.strokes, cam, wanted)
     summary = attribution_to_dict(attribution, engine.labels.class_names)
     predicted = int(np.argmax(attribution.probabilities))
-    image = stroke_importance_rgb(body.strokes, attribution.shares)
+    image = stroke_importance_image(body.strokes, attribution)
     return ExplainStrokesResponse(
         class_name=summary["class_name"],
         class_index=summary["class_index"],

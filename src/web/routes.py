@@ -2,9 +2,8 @@
 
 The three batched routes are ``async``: a canvas-sized sketch is decoded, queued for the batch
 and rendered on the event loop (large inputs go to the threadpool, see ``Engine.*_async``), so
-one server process has one thread doing Python work instead of sixteen fighting over the
-interpreter lock: 360-430 instead of ~236 requests/s under 16 clients on 2 cores
-(bench/web_load.py --workers 1).
+one server process has one thread doing Python work instead of many fighting over the
+interpreter lock (``python -m bench.web_load --workers 1`` measures the throughput).
 The other routes are plain ``def`` and run in the threadpool.
 """
 

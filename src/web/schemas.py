@@ -1,4 +1,4 @@
-"""Request and response bodies: the spec's JSON field names, validated before any model work."""
+"""Request and response bodies: the JSON field names of docs/usage_guide.md, validated first."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ class AnalyzeRequest(CamOptions):
 
 
 class TopPrediction(BaseModel):
-    """One ranked class; serialised with the spec's key ``class``."""
+    """One ranked class; serialised with the key ``class`` that docs/usage_guide.md reads."""
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -111,7 +111,7 @@ class CamImages(BaseModel):
 
 
 class GradcamResponse(PredictResponse, CamImages):
-    """``POST /predict_with_gradcam``: exactly what the spec's fetch example reads, and more."""
+    """``POST /predict_with_gradcam``: what docs/usage_guide.md's fetch example reads, and more."""
 
 
 class ClassScore(BaseModel):

@@ -7,13 +7,15 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from src.config import DEFAULT_LABELS_PATH, DEFAULT_MODEL_PATH, PROJECT_ROOT
+from src.config import DEFAULT_LABELS_PATH, DEFAULT_MODEL_PATH
+from src.monitoring.attention_log import default_log_path
 
 
 class WebSettings(BaseSettings):
     """Everything ``create_app`` needs; ``SKETCH_MODEL_PATH=... python -m src.web`` overrides one."""
 
-    # "model_" would clash with pydantic's protected namespace; these names are the spec's flags.
+    # "model_" would clash with pydantic's protected namespace; these names are the flags of
+    # docs/usage_guide.md.
     model_config = SettingsConfigDict(env_prefix="SKETCH_", protected_namespaces=(), frozen=True)
 
     model_path: Path = DEFAULT_MODEL_PATH
@@ -32,11 +34,12 @@ class WebSettings(BaseSettings):
     request_timeout_s: float = Field(default=30.0, gt=0.0)
     default_method: str = "gradcam"
     # Returned PNGs are enlarged by this nearest-neighbour factor; 1 keeps the 64x64 model size
-    # (the page scales it smoothly, and each doubling costs about 1 ms of PNG encoding).
+    # (the page scales it smoothly, and every doubling adds PNG encoding time).
     image_scale: int = Field(default=1, ge=1, le=8)
     # Monitoring: /predict and /predict_with_gradcam answers whose top confidence is below this
     # get their attention appended to ``monitor_log`` (0 turns it off; above 1 logs every request).
     monitor_threshold: float = Field(default=0.0, ge=0.0)
-    monitor_log: Path = PROJECT_ROOT / "logs" / "attention.jsonl"
+    # Default: $SKETCHCAM_LOG_DIR/attention.jsonl, else logs/attention.jsonl in the working folder.
+    monitor_log: Path = Field(default_factory=default_log_path)
     # Build and run the default Grad-CAM once at start-up, so the first request is not slow.
     warm_up: bool = True

@@ -89,13 +89,16 @@ def serve_in_processes(host: str, port: int, workers: int, log_level: str) -> in
 
 def _serve_one(host: str, port: int, log_level: str, tensorflow_threads: int) -> None:
     """One worker: TensorFlow sized to its share of the cores, its own socket, then uvicorn."""
+    from src.utils.tensorflow_logging import configure_tensorflow_logging
+
+    # A spawned worker imports TensorFlow afresh; at debug level its start-up lines show.
+    configure_tensorflow_logging(verbose=log_level == "debug")
     import keras
     import uvicorn
 
-    # By default every worker's TensorFlow starts one compute thread per core, so two workers
-    # on two cores ran four compute threads against each other and their request threads.
-    # One thread each: Grad-CAM on a batch of 8 took 0.69 instead of 0.95 ms of CPU per image,
-    # and the server about 4.1 instead of 4.7 ms of CPU per request under 16 clients.
+    # By default every worker's TensorFlow starts one compute thread per core, so N workers on
+    # N cores would run N*N compute threads against each other and their request threads
+    # (bench/web_load.py measures the difference).
     if keras.backend.backend() == "tensorflow":  # JAX and PyTorch size their own pools
         import tensorflow as tf
 

@@ -3,7 +3,7 @@
 Renders every drawing of ``DIR/<class>.ndjson`` (files of classes the model lacks are skipped
 and listed) black on white under nuisance factors, one at a time: pen width relative to the
 drawing (1/64 to 1/8), canvas size (256 to 1024), drawing size and place, rotation, jittered
-points, stroke order. Each rendering goes through both input paths, the guide's plain snippet
+points, stroke order. Each rendering goes through both input paths, the plain snippet of docs/usage_guide.md
 (``convert('L').resize((64, 64)) / 255``) and ``to_model_input``. Per level, path and class:
 top-1, top-3, mean probability of the true class, and the Spearman rank correlation of the true
 class's Grad-CAM map with the reference rendering's map in the drawing's own frame. A factor

@@ -5,13 +5,18 @@ drawings and ``.npy`` bitmaps, in any sub-folder. Outputs in the output folder:
     overlays/<input>.png     the Grad-CAM overlay of each input (safe file names)
     batch_summary.json/.csv  one entry per input, failures with their reasons
     mean_maps/*.png          the mean map per predicted class and per confused pair
-    report.html              gallery, low-confidence cases, mean maps, and where sub-folders are
-                             class names: accuracy, confusion matrix (a shaded table), most
-                             confused pairs
+    report.html              gallery (least confident first by default) with each input's
+                             runner-up and margin, low-confidence cases, mean maps, the model
+                             file's SHA-256 and the run's time; for labelled inputs, accuracy,
+                             precision/recall/F1 per class, the confusion matrix and the most
+                             confused pairs; faithfulness.json and audit.json when the output
+                             folder holds them
     confusion_matrix.png     only with --confusion_figure: the matrix as a matplotlib figure
-                             (it costs as much as explaining ~1,000 sketches, so it is opt-in)
-    audit.json, audit.png    not written here: report.html links them when an ``audit`` run
+                             (slow to draw for many classes, so it is opt-in)
+    audit.json, audit.png    not written here: report.html shows them when an ``audit`` run
                              wrote them into the same output folder
+An input is labelled when it sits in a folder named after a class (apple/x.png), is named after
+one (apple.png, apple_2.png, smiley_face.png), or is a drawing whose record names its class.
 An unreadable file is listed with its reason and the batch goes on; the exit code is then
 PARTIAL_FAILURE (9) instead of SUCCESS (0).
 """
@@ -19,16 +24,20 @@ PARTIAL_FAILURE (9) instead of SUCCESS (0).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from src.audit import AUDIT_FIGURE, AUDIT_JSON
+from src.cli.batch_html import GALLERY_ORDERS
 from src.cli.batch_inputs import (
     DEFAULT_MAX_PER_FILE,
     BatchInput,
@@ -68,9 +77,9 @@ DEFAULT_BATCH_SIZE = 64
 def default_workers() -> int:
     """Threads for decoding and writing: half the cores (1 on 2 cores, at most 4).
 
-    TensorFlow already spreads each Grad-CAM call over every core; on 2 cores a second worker
-    thread made the batch 10-20% slower (bench/cli_batch.py), as threads fight over the CPU
-    and the interpreter lock.
+    TensorFlow already spreads each Grad-CAM call over every core, so more threads than half
+    the cores fight it and each other over the CPU and the interpreter lock (bench/cli_batch.py
+    compares worker counts).
     """
     return max(1, min(4, (os.cpu_count() or 2) // 2))
 
@@ -91,6 +100,7 @@ class BatchOptions:
     # encoding 4x the pixels would cost more than the Grad-CAM itself.
     overlay_scale: int = 1
     confusion_figure: bool = False  # also draw confusion_matrix.png (report.html has the table)
+    order: str = "least_confident"  # the gallery's order: see GALLERY_ORDERS in batch_html
 
 
 def register(subparsers: Any) -> None:
@@ -107,7 +117,8 @@ def register(subparsers: Any) -> None:
         dest="images_dir",
         required=True,
         type=Path,
-        help="folder of sketches (sub-folders named by class: accuracy)",
+        help="folder of sketches; inputs in class-named folders or named after a class "
+        "(apple.png, apple_2.png) count as labelled",
     )
     parser.add_argument(
         "--batch_size",
@@ -149,6 +160,12 @@ def register(subparsers: Any) -> None:
         help="also write confusion_matrix.png (report.html always has the matrix as a table)",
     )
     parser.add_argument(
+        "--order",
+        choices=GALLERY_ORDERS,
+        default="least_confident",
+        help="gallery order in report.html (default least_confident: the doubtful cases first)",
+    )
+    parser.add_argument(
         "--workers",
         type=positive_int,
         default=default_workers(),
@@ -177,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
         low_confidence=args.low_confidence,
         overlay_scale=args.overlay_scale,
         confusion_figure=args.confusion_figure,
+        order=args.order,
     )
     summary = run_batch(engine, discovery, args.images_dir, output_dir, options)
     emit(
@@ -212,6 +230,7 @@ def run_batch(
 
     from src.cli.batch_html import render_report
 
+    started, clock = datetime.now(UTC), time.monotonic()
     accumulator = BatchAccumulator(engine.class_names, engine.gradcam.input_size)
     accumulator.failures.extend(discovery.failures)
     namer = OverlayNamer(output_dir / OVERLAYS_DIR)
@@ -241,8 +260,12 @@ def run_batch(
     header = {
         "images_dir": str(images_dir),
         "model_path": str(engine.model_path),
+        "model_sha256": file_sha256(engine.model_path),
+        "started_at": started.isoformat(timespec="seconds"),
+        "duration_s": round(time.monotonic() - clock, 3),
         "layer": engine.gradcam.layer_name,
         "method": engine.gradcam.method,
+        "colormap": options.colormap,
         "ignored": discovery.ignored,
         "truncated_files": discovery.truncated,
     }
@@ -251,9 +274,21 @@ def run_batch(
         _write_confusion_figure(summary["class_metrics"]["confusion_matrix"], output_dir)
     write_summary_files(summary, output_dir)
     audit_files = [name for name in (AUDIT_JSON, AUDIT_FIGURE) if (output_dir / name).is_file()]
-    report = render_report(summary, options.low_confidence, audit_files)
+    report = render_report(summary, options.low_confidence, audit_files, output_dir, options.order)
     write_text_atomic(output_dir / "report.html", report)
     return summary
+
+
+def file_sha256(path: Path) -> str | None:
+    """The SHA-256 of a file in hex (None when it cannot be read, e.g. an in-memory model)."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
 
 
 def _write_confusion_figure(confusion: dict[str, Any], output_dir: Path) -> None:
@@ -323,7 +358,9 @@ def _explain_chunk(
     result = engine.gradcam.explain(images)
     records, paths = [], []
     for (item, _), probabilities in zip(readable, result.probabilities):
-        ranked = rank_classes(probabilities, engine.labels, options.top_k)
+        # At least two ranked, for the runner-up and the margin, whatever --top_k asks.
+        ranked = rank_classes(probabilities, engine.labels, max(options.top_k, 2))
+        second = ranked[1] if len(ranked) > 1 else None
         paths.append(namer.path_for(item.source))
         records.append(
             ImageRecord(
@@ -340,8 +377,10 @@ def _explain_chunk(
                         "class_index": entry.class_index,
                         "confidence": entry.confidence,
                     }
-                    for entry in ranked
+                    for entry in ranked[: options.top_k]
                 ],
+                second_class=second.class_name if second else None,
+                second_confidence=second.confidence if second else None,
             )
         )
     accumulator.add(records, images, result.heatmaps)

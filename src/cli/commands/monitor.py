@@ -34,7 +34,7 @@ def register(subparsers: Any) -> None:
         "--log",
         type=Path,
         default=None,
-        help="attention log (default: logs/attention.jsonl); rotated files are read",
+        help="attention log (default: $SKETCHCAM_LOG_DIR/attention.jsonl, else logs/attention.jsonl in the working directory); rotated files are read",
     )
     parser.add_argument(
         "--bucket",
@@ -61,10 +61,10 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Handler: read, summarise, write JSON and HTML."""
-    from src.monitoring.attention_log import DEFAULT_LOG_PATH
+    from src.monitoring.attention_log import default_log_path
     from src.monitoring.summary import read_records, summarise_log, summary_to_html
 
-    log_path = args.log if args.log is not None else DEFAULT_LOG_PATH
+    log_path = args.log if args.log is not None else default_log_path()
     summary = summarise_log(read_records(log_path), args.bucket, args.top_classes, args.threshold)
     output_dir = prepare_output_dir(args.output)
     write_json_atomic(output_dir / "monitor_summary.json", summary)

@@ -1,18 +1,41 @@
 // SketchCAM drawing page: plain ES module, no build step.
 //
-// Pieces (exported, and on window.SketchCAM, so later features such as stroke-importance
-// colouring or a timeline replay can hook in without editing this file):
+// Pieces (exported, and on window.SketchCAM, so explain.js hooks in without editing this file):
 //   SketchCanvas  - strokes in a fixed logical space, pointer input, undo, upload, rendering
 //   LatestOnly    - POSTs JSON with sequence numbers; a stale response never overwrites a newer one
-//   ResultView    - prediction, top-5 bars, heatmap/overlay stack, opacity and view toggle
+//   ResultView    - the guess (or "not sure"), top-5 bars, heatmap/overlay stack, the 64x64 model
+//                   input, the phone strip, and the live region (settled guesses only)
 //   hooks         - arrays of callbacks: onStrokes(strokes), onResult(data, request)
+//   loadClasses   - the model's class names from GET /classes (fetched once)
 // Every result is also dispatched as a "sketchcam:result" DOM event on document.
 
 export const LOGICAL_SIZE = 512; // strokes are stored in 0..512 so a resize keeps the drawing
 const UPDATE_INTERVAL_MS = 150; // at most this often while the pen moves
 const UPLOAD_SIZE = 256; // uploaded images are sent as a PNG this large (plenty for a 64x64 model)
+// Without the server's open-set verdict (``recognised``), a top class below this is "not sure".
+export const NOT_SURE_BELOW = 0.5;
 
 export const hooks = { onStrokes: [], onResult: [] };
+
+let classesRequest = null;
+
+/** The model's class names, in output order (one GET /classes per page). */
+export function loadClasses() {
+  if (!classesRequest) {
+    classesRequest = fetch("/classes").then((response) => response.json()).then((data) => data.classes);
+  }
+  return classesRequest;
+}
+
+/** Whether the model recognised the sketch: the server's verdict when given, else the threshold. */
+export function isRecognised(data) {
+  return typeof data.recognised === "boolean" ? data.recognised : data.confidence >= NOT_SURE_BELOW;
+}
+
+/** The guess as words: the class, or "Not sure - is it a <class>?". */
+export function guessText(data) {
+  return isRecognised(data) ? data.prediction : `Not sure - is it a ${data.prediction}?`;
+}
 
 function emit(name, ...args) {
   for (const callback of hooks[name]) {
@@ -205,6 +228,12 @@ export class ResultView {
     this.caption = document.getElementById("cam-caption");
     this.list = document.getElementById("top-list");
     this.status = document.getElementById("status");
+    this.unsureHint = document.getElementById("unsure-hint");
+    this.modelInput = document.getElementById("model-input");
+    this.stripGuess = document.getElementById("strip-guess");
+    this.stripMap = document.getElementById("strip-map");
+    this.announcer = document.getElementById("announcer");
+    this.classNames = [];
     this.opacity = document.getElementById("opacity");
     this.view = "overlay";
     this.opacity.addEventListener("input", () => this.applyView());
@@ -220,9 +249,26 @@ export class ResultView {
   }
 
   showPrediction(data, selectedIndex) {
-    this.name.textContent = data.prediction;
-    this.confidence.textContent = `${(data.confidence * 100).toFixed(1)}%`;
+    const recognised = isRecognised(data);
+    const percent = `${(data.confidence * 100).toFixed(1)}%`;
+    this.name.textContent = guessText(data);
+    this.name.className = `prediction-name ${recognised ? "sure" : "unsure"}`;
+    this.confidence.textContent = percent;
+    this.unsureHint.hidden = recognised;
+    this.unsureHint.textContent = recognised ? "" : this.knownClassesText();
+    this.stripGuess.textContent = `${guessText(data)} ${percent}`;
     this.list.replaceChildren(...data.top_predictions.map((item) => this.classRow(item, selectedIndex)));
+  }
+
+  knownClassesText() {
+    const names = this.classNames;
+    return names.length ? `It knows only these ${names.length}: ${names.join(", ")}.` : "";
+  }
+
+  /** Tell screen readers the guess once the drawing has settled (not on every update). */
+  announce(data) {
+    const percent = `${Math.round(data.confidence * 100)} percent`;
+    this.announcer.textContent = isRecognised(data) ? `Guess: ${data.prediction}, ${percent}` : `${guessText(data)} ${percent}`;
   }
 
   classRow(item, selectedIndex) {
@@ -253,17 +299,27 @@ export class ResultView {
     this.heatmapLayer.src = data.gradcam_heatmap;
     this.inputLayer.hidden = false;
     this.heatmapLayer.hidden = false;
+    // The server's own 64x64 rendering of the sketch: what the model was given.
+    this.modelInput.src = data.input_image;
+    this.modelInput.hidden = false;
+    this.stripMap.src = data.gradcam_overlay;
+    this.stripMap.hidden = false;
     this.placeholder.hidden = true;
     this.caption.textContent = caption;
     this.applyView();
   }
 
   reset() {
-    this.name.textContent = "-";
+    this.name.textContent = "Nothing drawn yet";
+    this.name.className = "prediction-name empty";
     this.confidence.textContent = "";
+    this.unsureHint.hidden = true;
     this.list.replaceChildren();
     this.inputLayer.hidden = true;
     this.heatmapLayer.hidden = true;
+    this.modelInput.hidden = true;
+    this.stripMap.hidden = true;
+    this.stripGuess.textContent = "Draw something: the guess shows here";
     this.placeholder.hidden = false;
     this.caption.textContent = "";
     this.setStatus("");
@@ -272,6 +328,7 @@ export class ResultView {
   setStatus(text, isError = false) {
     this.status.textContent = text;
     this.status.classList.toggle("error", isError);
+    if (isError) this.announcer.textContent = text; // timings stay silent, errors are read out
   }
 }
 
@@ -286,6 +343,18 @@ export class App {
     this.timer = null;
     this.bindControls();
     this.loadMethods();
+    this.showClasses();
+  }
+
+  async showClasses() {
+    const target = document.getElementById("class-names");
+    try {
+      const names = await loadClasses();
+      this.view.classNames = names;
+      target.textContent = `${names.join(", ")}.`;
+    } catch (error) {
+      target.textContent = "(the class list could not be loaded)";
+    }
   }
 
   bindControls() {
@@ -295,7 +364,7 @@ export class App {
     brush.addEventListener("input", () => { this.canvas.brushSize = Number(brush.value); this.canvas.redraw(); });
     this.canvas.brushSize = Number(brush.value);
     document.getElementById("upload-input").addEventListener("change", (event) => this.upload(event.target));
-    this.method.addEventListener("change", () => this.refresh());
+    this.method.addEventListener("change", () => this.refresh(true));
     document.addEventListener("keydown", (event) => {
       if ((event.ctrlKey || event.metaKey) && event.key === "z") { event.preventDefault(); this.canvas.undo(); }
     });
@@ -330,24 +399,26 @@ export class App {
       this.view.reset();
       return;
     }
-    // Throttle while the pen moves; always send the finished stroke at once.
+    // Throttle while the pen moves; always send the finished stroke at once. Only the answer
+    // for a finished change is "settled" and read out by screen readers.
     const wait = final ? 0 : Math.max(0, UPDATE_INTERVAL_MS - (performance.now() - this.lastSent));
     if (final) { clearTimeout(this.timer); this.timer = null; }
-    if (this.timer === null) this.timer = setTimeout(() => { this.timer = null; this.refresh(); }, wait);
+    if (this.timer === null) this.timer = setTimeout(() => { this.timer = null; this.refresh(final); }, wait);
   }
 
-  refresh() {
+  refresh(settled = true) {
     if (this.canvas.isEmpty()) return;
-    if (this.selectedClass === null) this.predict();
+    if (this.selectedClass === null) this.predict(settled);
     else this.selectClass(this.selectedClass);
   }
 
-  async predict() {
+  async predict(settled = true) {
     this.lastSent = performance.now();
     const request = { ...this.canvas.sketchForApi(), method: this.method.value, top_k: 5 };
     const answer = await this.send("/predict_with_gradcam", request);
     if (!answer) return;
     this.view.showPrediction(answer.data, null);
+    if (settled) this.view.announce(answer.data);
     this.view.showMaps(answer.data, `Grad-CAM for the prediction, ${answer.data.prediction} (${answer.data.method}, layer ${answer.data.layer})`);
   }
 

@@ -7,7 +7,7 @@
 // Each uses its own LatestOnly client (a stale answer never overwrites a newer one) and a
 // Coalescer (at most one request in flight; only the newest waiting one is sent next).
 
-import { hooks, LatestOnly, LOGICAL_SIZE } from "./app.js";
+import { hooks, LatestOnly, LOGICAL_SIZE, loadClasses } from "./app.js";
 
 const PLAY_INTERVAL_MS = 800;
 const FORWARD_ONLY_METHODS = new Set(["scorecam", "eigencam"]); // no gradient to contrast
@@ -129,7 +129,7 @@ export class StrokeImportance {
     this.toggle = document.getElementById("importance-toggle");
     this.legend = document.getElementById("importance-legend");
     this.caption = document.getElementById("importance-caption");
-    this.shares = null; // per stroke, for the drawing last explained
+    this.values = null; // mean map value along each stroke, for the drawing last explained
     this.suspended = false; // true while the replay owns the layer
     this.toggle.addEventListener("change", () => {
       if (this.toggle.checked) this.request(this.lastRequest); else this.hide();
@@ -150,12 +150,15 @@ export class StrokeImportance {
     this.queue.run(async () => {
       const data = await postLatest(this.client, "/explain_strokes", body, (error) => { this.caption.textContent = error; });
       if (!data || !this.toggle.checked || this.sketch.isEmpty()) return;
-      this.shares = data.strokes.map((stroke) => stroke.share);
+      // Colour by the mean map value along each stroke: a stroke's share of the map grows with
+      // its length, so a long stroke would outrank a short one lying under the hot spot.
+      this.values = data.strokes.map((stroke) => stroke.mean_heat);
       this.draw();
-      const top = data.strokes.find((stroke) => stroke.rank === 1);
+      const hottest = data.strokes.reduce((best, stroke) => (stroke.mean_heat > best.mean_heat ? stroke : best));
+      const along = `mean map value ${hottest.mean_heat.toFixed(2)} along it`;
       this.caption.textContent = data.strokes.length > 1
-        ? `Stroke ${top.stroke_index + 1} of ${data.strokes.length} carries ${(top.share * 100).toFixed(0)}% of the map for ${data.class_name}`
-        : `One stroke: all of the map for ${data.class_name} is on it`;
+        ? `Stroke ${hottest.stroke_index + 1} of ${data.strokes.length} is the hottest for ${data.class_name}: ${along} (${(hottest.share * 100).toFixed(0)}% of the map)`
+        : `One stroke, ${along} for ${data.class_name}`;
       this.legend.hidden = false;
     });
   }
@@ -164,22 +167,22 @@ export class StrokeImportance {
   draw() {
     if (this.suspended) return;
     const strokes = this.sketch.strokes;
-    const shares = this.shares || [];
-    const count = Math.min(strokes.length, shares.length);
+    const values = this.values || [];
+    const count = Math.min(strokes.length, values.length);
     if (!this.toggle.checked || !count || this.sketch.background) { this.layer.clear(); return; }
-    const peak = Math.max(...shares.slice(0, count), 1e-9);
-    const colours = shares.map((share) => jetColour(share / peak));
-    const order = [...Array(count).keys()].sort((first, second) => shares[first] - shares[second]);
+    const peak = Math.max(...values.slice(0, count), 1e-9);
+    const colours = values.map((value) => jetColour(value / peak));
+    const order = [...Array(count).keys()].sort((first, second) => values[first] - values[second]);
     this.layer.paint(strokes, colours, order);
   }
 
   onStrokes() {
-    if (this.sketch.isEmpty()) { this.shares = null; this.hide(); this.client.invalidate(); return; }
+    if (this.sketch.isEmpty()) { this.values = null; this.hide(); this.client.invalidate(); return; }
     this.draw(); // keep colouring the strokes already explained until the new answer arrives
   }
 
   hide(message = "") {
-    this.shares = null;
+    this.values = null;
     this.legend.hidden = true;
     this.caption.textContent = message;
     if (!this.suspended) this.layer.clear();
@@ -313,8 +316,8 @@ export class CompareView {
 
   async loadClasses() {
     try {
-      const data = await (await fetch("/classes")).json();
-      const options = (label) => [new Option(label, ""), ...data.classes.map((name, index) => new Option(name, String(index)))];
+      const classes = await loadClasses();
+      const options = (label) => [new Option(label, ""), ...classes.map((name, index) => new Option(name, String(index)))];
       this.first.replaceChildren(...options("Top 1"));
       this.second.replaceChildren(...options("Top 2"));
     } catch (error) {
@@ -332,7 +335,20 @@ export class CompareView {
   }
 
   onStrokes(sketch) {
-    if (sketch.isEmpty()) { this.client.invalidate(); this.view.hidden = true; this.caption.textContent = ""; this.last = null; }
+    if (sketch.isEmpty()) this.reset();
+  }
+
+  /** Back to the defaults (top two, no comparison shown), as on a fresh page. */
+  reset() {
+    this.client.invalidate();
+    this.active = false;
+    this.last = null;
+    this.view.hidden = true;
+    this.caption.textContent = "";
+    for (const [select, label] of [[this.first, "Top 1"], [this.second, "Top 2"]]) {
+      select.value = "";
+      if (select.options.length) select.options[0].text = label;
+    }
   }
 
   compare() {
