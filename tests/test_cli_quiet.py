@@ -80,12 +80,6 @@ def test_verbose_shows_tensorflow_start_up_lines(
     assert "oneDNN" in done.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="each method needs its own GradCAM, whose compiled function is traced once per "
-    "instance; TensorFlow's retracing detector counts them together (shared per-model capture "
-    "belongs to the engine)",
-)
 def test_evaluate_explanations_does_not_retrace(
     sketch_model_path: Path, sketch_labels_path: Path, drawings_dir: Path, tmp_path: Path
 ) -> None:

@@ -226,18 +226,35 @@ def randomisation_check(
 
     Maps are compared for the trained model's predicted class, so only the weights differ.
     """
-    from src.visualization.gradcam import GradCAM
+    return randomisation_checks([gradcam], images, depth, seed)[0]
+
+
+def randomisation_checks(
+    gradcams: list[Any], images: np.ndarray, depth: int = 3, seed: int = 0
+) -> list[RandomisationCheck]:
+    """``randomisation_check`` for several methods of one model and layer, on one copy.
+
+    All methods read the same randomised copy through one explainer, so the copy's engine is
+    compiled once for every method and depth rather than once per method.
+    """
+    from src.visualization.explainer import Explainer
 
     batch = to_batch(images)
-    trained = gradcam.explain(batch)
-    check = RandomisationCheck(gradcam.method)
-    copy_gradcam = None
-    for copy, names in cascade_randomised(gradcam.model, depth, seed):
-        if copy_gradcam is None:
-            copy_gradcam = GradCAM(copy, gradcam.layer_name, gradcam.method)
-        maps = copy_gradcam.explain(batch, trained.class_indices).heatmaps
-        correlations = [spearman(a, b) for a, b in zip(trained.heatmaps, maps)]
-        check.randomised_layers.append(names)
-        check.rank_correlations.append(float(np.mean(correlations)))
-        logger.info("randomised %s: mean rank correlation %.3f", names, check.rank_correlations[-1])
-    return check
+    trained = [gradcam.explain(batch) for gradcam in gradcams]
+    checks = [RandomisationCheck(gradcam.method) for gradcam in gradcams]
+    copy_explainer = None
+    for copy, names in cascade_randomised(gradcams[0].model, depth, seed):
+        copy_explainer = copy_explainer or Explainer.for_model(copy)
+        for gradcam, reference, check in zip(gradcams, trained, checks):
+            copy_cam = copy_explainer.cam(gradcam.method, gradcam.layer_name)
+            maps = copy_cam.explain(batch, reference.class_indices).heatmaps
+            correlations = [spearman(a, b) for a, b in zip(reference.heatmaps, maps)]
+            check.randomised_layers.append(names)
+            check.rank_correlations.append(float(np.mean(correlations)))
+            logger.info(
+                "%s, randomised %s: mean rank correlation %.3f",
+                gradcam.method,
+                names,
+                check.rank_correlations[-1],
+            )
+    return checks

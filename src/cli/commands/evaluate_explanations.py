@@ -79,19 +79,16 @@ def run(args: argparse.Namespace) -> int:
     drawings = sample_drawings(args.data, engine.class_names, args.per_class, args.seed)
     images = np.stack([strokes_to_model_input(strokes) for _, strokes in drawings])
     predicted = engine.predictor.probabilities(images).argmax(axis=1)
-    curves, randomisation = [], []
+    curves = []
     for method in methods:
-        # The explainer's cached GradCAM per method serves its curves and its randomisation
-        # check: building one per use would trace the same graph again each time.
-        gradcam = engine.cam(method)
-        heatmaps = gradcam.explain(images, predicted).heatmaps
+        # The explainer's GradCAMs share one compiled engine per layer, so every method's
+        # curves and randomisation check run without tracing the graph again.
+        heatmaps = engine.cam(method).explain(images, predicted).heatmaps
         curves.append(
             deletion_insertion(
                 engine.model, images, heatmaps, predicted, method, args.steps, args.seed
             )
         )
-        if args.randomise > 0:
-            randomisation.append(_randomisation(gradcam, images, args.randomise, args.seed))
     noise = random_maps(len(images), images.shape[1:3], args.seed)
     curves.append(
         deletion_insertion(
@@ -103,7 +100,9 @@ def run(args: argparse.Namespace) -> int:
         "accuracy": float(np.mean(predicted == np.array([index for index, _ in drawings]))),
         "layer": engine.gradcam.layer_name,
         "curves": [curve.to_dict() for curve in curves],
-        "randomisation": randomisation,
+        "randomisation": _randomisation(
+            [engine.cam(method) for method in methods], images, args.randomise, args.seed
+        ),
     }
     write_json_atomic(output_dir / "faithfulness.json", report)
     save_faithfulness_figure(report["curves"], output_dir / "faithfulness.png")
@@ -121,13 +120,17 @@ def run(args: argparse.Namespace) -> int:
     return ExitStatus.SUCCESS
 
 
-def _randomisation(gradcam: Any, images: Any, depth: int, seed: int) -> dict[str, Any]:
-    """The cascading randomisation check of one method, as a JSON-ready dict."""
-    from src.explain.faithfulness import randomisation_check
+def _randomisation(gradcams: list[Any], images: Any, depth: int, seed: int) -> list[dict[str, Any]]:
+    """The cascading randomisation check of every method, as JSON-ready dicts."""
+    from src.explain.faithfulness import randomisation_checks
 
-    check = randomisation_check(gradcam, images, depth, seed)
-    return {
-        "method": gradcam.method,
-        "randomised_layers": check.randomised_layers,
-        "rank_correlations": [round(value, 4) for value in check.rank_correlations],
-    }
+    if depth <= 0:
+        return []
+    return [
+        {
+            "method": check.method,
+            "randomised_layers": check.randomised_layers,
+            "rank_correlations": [round(value, 4) for value in check.rank_correlations],
+        }
+        for check in randomisation_checks(gradcams, images, depth, seed)
+    ]
