@@ -322,7 +322,8 @@ def test_predict_prints_the_ranking_in_process(
     expected_index, _ = model_argmax(keras_model, image)
     assert code == 0
     assert lines[0].startswith(f"Predicted: {TINY_CLASSES[expected_index]} ")
-    assert len(lines) == 3 and lines[1].strip().startswith(f"1. {TINY_CLASSES[expected_index]}")
+    assert len(lines) == 4 and lines[1].strip().startswith(f"1. {TINY_CLASSES[expected_index]}")
+    assert lines[3].startswith("Open-set score: ")
 
 
 @pytest.fixture()

@@ -172,6 +172,11 @@ def _gallery(images: list[dict[str, Any]]) -> str:
     figures = []
     for image in images:
         caption = f"{image['source']}: {image['predicted_class']} {image['confidence']:.0%}"
+        if image.get("recognised") is False:
+            caption = (
+                f"{image['source']}: not sure (closest: {image['predicted_class']} "
+                f"{image['confidence']:.0%})"
+            )
         if image["true_class"] is not None:
             caption += f" (true {image['true_class']})"
         detail = ""

@@ -30,6 +30,8 @@ CSV_COLUMNS = (
     "second_confidence",
     "margin",
     "correct",
+    "recognised",
+    "open_set_score",
     "overlay",
     "reason",
 )
@@ -50,6 +52,9 @@ class ImageRecord:
     top_predictions: list[dict[str, Any]]
     second_class: str | None = None  # the runner-up (None for a one-class model)
     second_confidence: float | None = None
+    # The open-set verdict (src.inference.open_set): False means "not sure".
+    recognised: bool = True
+    open_set_score: float | None = None
 
     @property
     def margin(self) -> float | None:
@@ -69,6 +74,8 @@ class ImageRecord:
             "second_confidence": self.second_confidence,
             "margin": self.margin,
             "correct": self.correct,
+            "recognised": self.recognised,
+            "open_set_score": self.open_set_score,
             "top_predictions": self.top_predictions,
         }
 
@@ -195,6 +202,7 @@ def build_summary(
         "total": len(records) + len(accumulator.failures),
         "succeeded": len(records),
         "failed": len(accumulator.failures),
+        "not_sure": sum(not record.recognised for record in records),
         "accuracy": metrics["accuracy"] if metrics else None,
         "class_metrics": metrics,
         "mean_maps": mean_maps["per_class"],
@@ -213,7 +221,7 @@ def write_summary_files(summary: dict[str, Any], output_dir: Path) -> None:
         row = {column: image.get(column) for column in CSV_COLUMNS}
         numbers = {
             column: f"{image[column]:.6f}"
-            for column in ("confidence", "second_confidence", "margin")
+            for column in ("confidence", "second_confidence", "margin", "open_set_score")
             if image.get(column) is not None
         }
         writer.writerow({**row, **numbers, "status": "ok"})

@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def predict(args: argparse.Namespace) -> int:
     """Print the ranked prediction; with --gradcam, run the ``single`` analysis."""
-    from src.cli.commands.single import analyse_image, report_summary
+    from src.cli.commands.single import analyse_image, answer_text, report_summary
     from src.cli.common import load_engine, prepare_output_dir
     from src.data.preprocess import image_file_to_model_input
 
@@ -72,10 +72,19 @@ def predict(args: argparse.Namespace) -> int:
         )
         report_summary(summary, output_dir)
         return ExitStatus.SUCCESS
-    prediction = engine.predictor.predict(image_file_to_model_input(args.image_path), args.top_k)[0]
-    emit(f"Predicted: {prediction.class_name} ({prediction.confidence:.1%})")
+    image = image_file_to_model_input(args.image_path)
+    prediction = engine.predictor.predict(image, args.top_k)[0]
+    verdict = engine.open_set_of(image[None])[0]
+    answer = {
+        "predicted_label": prediction.class_name,
+        "confidence": prediction.confidence,
+        "recognised": verdict.recognised,
+    }
+    emit(f"Predicted: {answer_text(answer)}")
     for ranked in prediction.top:
         emit(f"  {ranked.rank}. {ranked.class_name}: {ranked.confidence:.3f}")
+    state = "recognised" if verdict.recognised else "not sure"
+    emit(f"Open-set score: {verdict.score:.3f} ({state})")
     return ExitStatus.SUCCESS
 
 

@@ -32,6 +32,8 @@ class CamResult:
     probabilities: np.ndarray  # float32 (N, C) the model's output for each image
     layer_name: str
     method: str
+    # float32 (N, C) the class scores (logits) the maps were taken from, for open-set scoring.
+    logits: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,11 @@ class CamEngine:
         """Logits (N, C) of a batch (forward only)."""
         return self._compiled.forward(images)[1]
 
+    def scores_and_probabilities(self, images: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Logits and the model's output, both (N, C), from one forward pass."""
+        _, scores, outputs = self._compiled.forward(self.batch(images))
+        return np.asarray(scores, np.float32), np.asarray(outputs, np.float32)
+
     def probabilities(self, images: Any) -> np.ndarray:
         """The model's output (N, C) for a batch (forward only)."""
         return self._compiled.forward(self.batch(images))[2].astype(np.float32)
@@ -177,4 +184,5 @@ class CamEngine:
             probabilities=attributions.probabilities,
             layer_name=self.layer_name,
             method=method.name,
+            logits=attributions.scores,
         )

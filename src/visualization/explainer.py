@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from src.data.labels import LabelMap
+from src.inference.open_set import OpenSetVerdict, assess, load_open_set_rule
 from src.inference.predictor import Predictor
 from src.visualization.cam_engine import CamEngine, CamResult
 
@@ -57,6 +58,7 @@ class Explainer:
         self.model_path = Path(model_path) if model_path is not None else None
         self.default_method = default_method
         self.default_layer = default_layer
+        self.open_set_rule = load_open_set_rule(model_path)
         self._engines: dict[str | None, CamEngine] = {}
         self._cams: dict[tuple[str, str | None], Any] = {}
         self._lock = threading.Lock()
@@ -127,6 +129,15 @@ class Explainer:
         from src.data.preprocess import to_model_input
 
         return to_model_input(image, size=self.input_size)
+
+    def open_set(self, result: CamResult) -> list[OpenSetVerdict]:
+        """The "not sure" verdict for each image of ``result`` (``self.open_set_rule``)."""
+        return assess(self.open_set_rule, result.logits, result.probabilities)
+
+    def open_set_of(self, images: Any) -> list[OpenSetVerdict]:
+        """The "not sure" verdict for each image, from a forward pass of its class scores."""
+        logits, probabilities = self.cam().engine.scores_and_probabilities(images)
+        return assess(self.open_set_rule, logits, probabilities)
 
     def probabilities(self, images: Any) -> np.ndarray:
         """Output probabilities (N, C): one compiled forward pass."""

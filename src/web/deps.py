@@ -22,6 +22,7 @@ from PIL import Image
 
 from src.data.preprocess import load_image, strokes_to_model_input, to_model_input
 from src.errors import InvalidImageError
+from src.inference.open_set import assess
 from src.visualization.explainer import Explainer
 from src.web.batcher import Batcher
 from src.web.settings import WebSettings
@@ -53,6 +54,9 @@ class SketchResult:
     probabilities: np.ndarray  # (C,)
     heatmap: np.ndarray | None  # (H, W) in [0, 1]
     class_index: int  # the class the map explains (the predicted one for plain predictions)
+    # The open-set verdict for the top class (src.inference.open_set).
+    recognised: bool = True
+    open_set_score: float = float("nan")
 
 
 class Engine:
@@ -224,12 +228,21 @@ class Engine:
         """Batch worker: one forward (and backward) pass for a group of same-key sketches."""
         kind, cam = key
         if kind == PREDICT_ONLY:
-            probabilities = self.predictor.probabilities(images)
-            return [SketchResult(row, None, int(np.argmax(row))) for row in probabilities]
+            logits, probabilities = self.explainer.cam().engine.scores_and_probabilities(images)
+            verdicts = assess(self.explainer.open_set_rule, logits, probabilities)
+            return [
+                SketchResult(row, None, int(np.argmax(row)), verdict.recognised, verdict.score)
+                for row, verdict in zip(probabilities, verdicts)
+            ]
         result = cam.explain(images, targets)
+        verdicts = self.explainer.open_set(result)
         return [
             SketchResult(
-                result.probabilities[row], result.heatmaps[row], int(result.class_indices[row])
+                result.probabilities[row],
+                result.heatmaps[row],
+                int(result.class_indices[row]),
+                verdicts[row].recognised,
+                verdicts[row].score,
             )
             for row in range(len(images))
         ]

@@ -9,6 +9,7 @@ The other routes are plain ``def`` and run in the threadpool.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,8 @@ def _ranking(engine: EngineDep, result: SketchResult, top_k: int) -> dict[str, o
         "prediction": top[0].class_name,
         "class_index": top[0].class_index,
         "confidence": top[0].confidence,
+        "recognised": result.recognised,
+        "open_set_score": result.open_set_score,
         "top_predictions": [
             TopPrediction(
                 class_name=item.class_name,
@@ -120,6 +123,8 @@ async def analyze_class(body: AnalyzeRequest, engine: EngineDep) -> AnalyzeRespo
         confidence=float(probabilities[result.class_index]),
         predicted_class=engine.labels.name_of(predicted),
         predicted_confidence=float(probabilities[predicted]),
+        recognised=result.recognised,
+        open_set_score=result.open_set_score,
         **await _cam_images(engine, sketch, result, body),  # type: ignore[arg-type]
     )
 
@@ -152,4 +157,5 @@ def health(engine: EngineDep) -> HealthResponse:
         layers=list_conv_layers(model),
         default_layer=engine.cam(None, None).layer_name,
         batch_max_size=settings.batch_max_size,
+        open_set=asdict(engine.explainer.open_set_rule),
     )

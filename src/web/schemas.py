@@ -98,6 +98,10 @@ class PredictResponse(BaseModel):
     class_index: int
     confidence: float
     top_predictions: list[TopPrediction]
+    recognised: bool = Field(
+        description="False means not sure: the drawing may be none of the known classes."
+    )
+    open_set_score: float = Field(description="The open-set score; recognised when >= threshold.")
 
 
 class CamImages(BaseModel):
@@ -128,6 +132,9 @@ class ClassScore(BaseModel):
 class AnalyzeResponse(CamImages, ClassScore):
     """``POST /analyze_class``."""
 
+    recognised: bool = Field(description="Whether the predicted class is trusted (open set).")
+    open_set_score: float
+
 
 class ClassesResponse(BaseModel):
     """``GET /classes``: names in output order (``classes[class_index]``)."""
@@ -149,6 +156,9 @@ class HealthResponse(BaseModel):
     layers: list[str]
     default_layer: str
     batch_max_size: int
+    open_set: dict[str, object] = Field(
+        description="The not-sure rule: score, temperature, threshold, from_card."
+    )
 
 
 class ErrorResponse(BaseModel):

@@ -357,7 +357,8 @@ def _explain_chunk(
     images = np.stack([array for _, array in readable])
     result = engine.gradcam.explain(images)
     records, paths = [], []
-    for (item, _), probabilities in zip(readable, result.probabilities):
+    verdicts = engine.open_set(result)
+    for (item, _), probabilities, verdict in zip(readable, result.probabilities, verdicts):
         # At least two ranked, for the runner-up and the margin, whatever --top_k asks.
         ranked = rank_classes(probabilities, engine.labels, max(options.top_k, 2))
         second = ranked[1] if len(ranked) > 1 else None
@@ -381,6 +382,8 @@ def _explain_chunk(
                 ],
                 second_class=second.class_name if second else None,
                 second_confidence=second.confidence if second else None,
+                recognised=verdict.recognised,
+                open_set_score=verdict.score,
             )
         )
     accumulator.add(records, images, result.heatmaps)

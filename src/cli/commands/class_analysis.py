@@ -20,6 +20,7 @@ from src.cli.common import (
     write_json_atomic,
 )
 from src.cli.exit_status import ExitStatus
+from src.inference.open_set import not_sure_text
 
 
 def register(subparsers: Any) -> None:
@@ -61,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         alpha=args.alpha,
         colormap=args.colormap,
     )
+    verdict = engine.open_set_of(image[None])[0]
     summary = {
         "image_path": str(args.image),
         "model_path": str(engine.model_path),
@@ -70,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
         "predicted_class": result["predicted_class"],
         "predicted_class_index": result["predicted_class_index"],
         "predicted_class_confidence": result["confidence"],
+        "recognised": verdict.recognised,
+        "open_set_score": verdict.score,
         "layer": engine.gradcam.layer_name,
         "method": engine.gradcam.method,
         "figure": relative_to(figure_path, output_dir),
@@ -77,9 +81,11 @@ def run(args: argparse.Namespace) -> int:
     write_json_atomic(
         path_inside(output_dir, f"class_analysis_{safe_filename(class_name)}.json"), summary
     )
-    emit(
-        f"Class {class_name}: {summary['target_class_confidence']:.1%} "
-        f"(predicted {summary['predicted_class']}, {summary['predicted_class_confidence']:.1%})"
+    predicted = (
+        f"predicted {summary['predicted_class']}, {summary['predicted_class_confidence']:.1%}"
+        if verdict.recognised
+        else not_sure_text(summary["predicted_class"], summary["predicted_class_confidence"])
     )
+    emit(f"Class {class_name}: {summary['target_class_confidence']:.1%} ({predicted})")
     emit(f"Results written to {output_dir}")
     return ExitStatus.SUCCESS

@@ -23,6 +23,7 @@ from src.cli.common import (
     write_json_atomic,
 )
 from src.cli.exit_status import ExitStatus
+from src.inference.open_set import not_sure_text
 
 if TYPE_CHECKING:
     from src.visualization.explainer import Explainer
@@ -77,6 +78,8 @@ def analyse_image(
     Raises:
         InvalidImageError: if the image is missing or unreadable.
     """
+    import numpy as np
+
     from src.data.preprocess import image_file_to_model_input
 
     image = image_file_to_model_input(image_path)
@@ -92,12 +95,15 @@ def analyse_image(
         alpha=alpha,
         colormap=colormap,
     )
+    verdict = engine.open_set_of(image[np.newaxis])[0]
     summary = {
         "image_path": str(image_path),
         "model_path": str(engine.model_path),
         "predicted_class": prediction["predicted_class_index"],
         "predicted_label": prediction["predicted_class"],
         "confidence": prediction["confidence"],
+        "recognised": verdict.recognised,
+        "open_set_score": verdict.score,
         "top_predictions": [
             {
                 "rank": entry["rank"],
@@ -116,9 +122,16 @@ def analyse_image(
     return summary
 
 
+def answer_text(summary: dict[str, Any]) -> str:
+    """ "cake (93.1%)", or "not sure (closest: cake 41%)" when the open-set rule abstains."""
+    if summary.get("recognised", True):
+        return f"{summary['predicted_label']} ({summary['confidence']:.1%})"
+    return not_sure_text(summary["predicted_label"], summary["confidence"])
+
+
 def report_summary(summary: dict[str, Any], output_dir: Path) -> None:
     """Print the prediction, the ranking and where the files are."""
-    emit(f"Predicted: {summary['predicted_label']} ({summary['confidence']:.1%})")
+    emit(f"Predicted: {answer_text(summary)}")
     for entry in summary["top_predictions"]:
         emit(f"  {entry['rank']}. {entry['class_name']}: {entry['confidence']:.3f}")
     emit(f"Layer: {summary['layer']}  method: {summary['method']}")
