@@ -35,7 +35,7 @@ from src.errors import DataFormatError
 
 logger = logging.getLogger(__name__)
 
-# The guide's snippet and the project's preprocessing, in the order reports list them.
+# docs/usage_guide.md's snippet and the project's preprocessing, in the order reports list them.
 PATHS = ("snippet", "to_model_input")
 # A factor is flagged when top-1 moves by more than this many points across its levels.
 SPREAD_LIMIT_POINTS = 5.0
@@ -130,7 +130,7 @@ def _render_level(
     for strokes, grid in zip(data.strokes, grids):
         rendering = render(strokes, spec, generator)
         canvas_xy = grid @ rendering.matrix.T + rendering.offset
-        # The guide's snippet, verbatim (with the model's input size).
+        # docs/usage_guide.md's snippet, verbatim (with the model's input size).
         snippet = np.array(Image.fromarray(rendering.canvas).convert("L").resize((size, size)))
         inputs["snippet"].append(snippet.reshape(size, size, 1) / 255.0)
         points["snippet"].append(snippet_coordinates(canvas_xy, spec.canvas, size))

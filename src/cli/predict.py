@@ -1,5 +1,5 @@
 """Predict one sketch's class: ``python src/inference/predict.py --image_path sketch.png``
-(the guide's path, a launcher for this module) or ``python -m src.cli.predict``.
+(docs/usage_guide.md's path, a launcher for this module) or ``python -m src.cli.predict``.
 
 Prints the prediction and the top classes. With ``--gradcam`` it also writes what
 ``scripts/gradcam_analysis.py single`` writes (gradcam_prediction.png, analysis_summary.json,

@@ -1,4 +1,4 @@
-"""The guide's ``python src/inference/predict.py --image_path sketch.png ...``.
+"""docs/usage_guide.md's ``python src/inference/predict.py --image_path sketch.png ...``.
 
 Only a launcher: the command lives with the other commands in ``src.cli.predict`` (it parses
 options, maps errors to exit codes and writes files, which is the CLI's job), so nothing in

@@ -82,7 +82,7 @@ class Explainer:
     @classmethod
     def for_model(cls, model: Any) -> Explainer:
         """The shared Explainer of a bare Keras model (built on first use, kept while the
-        model lives): for callers that hold a model, like the guide's monitoring snippet."""
+        model lives): for callers that hold a model, like docs/usage_guide.md's monitoring snippet."""
         with _BY_MODEL_LOCK:
             if model not in _BY_MODEL:
                 _BY_MODEL[model] = cls(model)

@@ -50,7 +50,7 @@ def load_model_for_gradcam(model_path: str | Path, safe_mode: bool = True) -> An
 
 
 class GradCAM:
-    """Class activation maps (Grad-CAM and six relatives) for a Keras model: the guide's API.
+    """Class activation maps (Grad-CAM and six relatives) for a Keras model: docs/usage_guide.md's API.
 
     A thin facade over ``CamEngine`` (one target layer, compiled once on the running Keras
     backend) and a method object (``cam_methods``). The model is never modified or cloned.
@@ -249,7 +249,7 @@ def _check_class_names(class_names: Any, num_classes: int) -> list[str] | None:
         return None
     names = [str(name) for name in class_names]
     if len(names) != num_classes:
-        # The guide's snippet passes placeholder names; a wrong name would be worse than none,
+        # docs/usage_guide.md's snippet passes placeholder names; a wrong name would be worse than none,
         # so classes are reported by index and the user is told how to get names.
         logger.warning(
             "got %d class names for a model with %d outputs; reporting class indices instead "

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_COLORMAP = "jet"  # red = high importance, blue = low, as the guide describes
+DEFAULT_COLORMAP = "jet"  # red = high importance, blue = low, as docs/usage_guide.md describes
 DEFAULT_ALPHA = 0.4
 
 
