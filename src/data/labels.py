@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from src.data.json_input import JSONInputError, parse_json
 from src.errors import LabelMappingError, UnknownClassError
 
 
@@ -59,8 +60,8 @@ class LabelMap:
                 f"label mapping not found: {file} (pass --labels data/label_mapping.json)"
             )
         try:
-            data = json.loads(file.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            data = parse_json(file.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, JSONInputError) as error:
             raise LabelMappingError(f"label mapping {file} is not valid JSON: {error}") from error
         if isinstance(data, Mapping) and "classes" in data and len(data) <= 2:
             data = data["classes"]

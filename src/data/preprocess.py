@@ -23,6 +23,8 @@ from src.errors import InvalidImageError
 MAX_IMAGE_PIXELS = 40_000_000
 # Ink is whatever differs from the background by more than this (robust to JPEG noise).
 INK_THRESHOLD = 0.15
+# The padded square is never larger than this; bigger drawings are area-averaged down first.
+MAX_SQUARE_SIDE = 4096
 # Every drawing passes through Google's numpy_bitmap resolution on its way in (see ``_fit``).
 DETAIL_SIZE = 28
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -77,6 +79,12 @@ def _grayscale(image: Image.Image | np.ndarray) -> np.ndarray:
             array = np.asarray(image, dtype=np.float32)
             top = float(array.max()) if array.size else 0.0
             return array / top if top > 0 else np.zeros_like(array)
+        if image.mode == "LAB":
+            # Pillow converts LAB to nothing else; its L band is the lightness already.
+            image = image.getchannel("L")
+        if image.mode == "La":
+            # Premultiplied alpha: Pillow converts it only to LA, which composites as usual.
+            image = image.convert("LA")
         if image.mode == "P" or image.mode == "PA":
             image = image.convert("RGBA")
         if image.mode in ("RGBA", "LA", "La", "RGBa"):
@@ -182,6 +190,19 @@ def fit_geometry(
     return _geometry(_ink(_grayscale(image)), margin)
 
 
+def _shrink_crop(
+    crop: np.ndarray, side: int, top: int, left: int
+) -> tuple[np.ndarray, int, int, int]:
+    """The crop and its place in the square, scaled so the square's side is MAX_SQUARE_SIDE."""
+    scale = MAX_SQUARE_SIDE / side
+    height = max(1, round(crop.shape[0] * scale))
+    width = max(1, round(crop.shape[1] * scale))
+    small = Image.fromarray(crop, mode="F").resize((width, height), Image.Resampling.BOX)
+    top = min(round(top * scale), MAX_SQUARE_SIDE - height)
+    left = min(round(left * scale), MAX_SQUARE_SIDE - width)
+    return np.asarray(small, dtype=np.float32), MAX_SQUARE_SIDE, top, left
+
+
 def _fit(ink: np.ndarray, size: int, margin: float) -> np.ndarray:
     """Crop to the ink's bounding box, pad to a centred square with a margin, resize to size."""
     geometry = _geometry(ink, margin)
@@ -191,9 +212,13 @@ def _fit(ink: np.ndarray, size: int, margin: float) -> np.ndarray:
     first_row, last_row, first_col, last_col = geometry.crop
     crop = ink[first_row : last_row + 1, first_col : last_col + 1]
     side = geometry.side
-    square = np.zeros((side, side), dtype=np.float32)
     top = first_row - geometry.top
     left = first_col - geometry.left
+    if side > MAX_SQUARE_SIDE:
+        # A long thin drawing (say 16,000,000 x 3 pixels) would need a square of side x side
+        # floats; area-averaging the crop first keeps the work bounded by the image itself.
+        crop, side, top, left = _shrink_crop(crop, side, top, left)
+    square = np.zeros((side, side), dtype=np.float32)
     square[top : top + crop.shape[0], left : left + crop.shape[1]] = crop
     picture = Image.fromarray(square, mode="F")
     # One look for every source: a crisp stroke render or canvas PNG is area-averaged down to

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from src.data.json_input import JSONInputError, parse_json
 from src.data.preprocess import IMAGE_SUFFIXES, load_image
 from src.data.raster import validate_strokes
 from src.errors import DataFormatError, InvalidImageError
@@ -123,13 +124,13 @@ def read_ndjson(path: str | Path, report: ReadReport | None = None) -> Iterator[
                 if not line.strip():
                     continue
                 try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as error:
+                    record = parse_json(line)
+                except JSONInputError as error:
                     if report.read == 0 and report.skipped == 0:
                         raise DataFormatError(
                             f"{file}:{line_number}: not ndjson (one JSON object per line): {error}"
                         ) from error
-                    report.add_problem(f"line {line_number}", f"invalid JSON ({error.msg})")
+                    report.add_problem(f"line {line_number}", str(error))
                     continue
                 try:
                     drawing = _parse_ndjson_record(record, file.stem)

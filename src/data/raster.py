@@ -52,8 +52,10 @@ def validate_strokes(strokes: object) -> list[np.ndarray]:
         try:
             xs = np.asarray(stroke[0], dtype=np.float64)
             ys = np.asarray(stroke[1], dtype=np.float64)
-        except (TypeError, ValueError) as error:
-            raise InvalidImageError(f"stroke {index} has non-numeric coordinates") from error
+        except (TypeError, ValueError, OverflowError) as error:
+            raise InvalidImageError(
+                f"stroke {index} has non-numeric or out-of-range coordinates"
+            ) from error
         if xs.ndim != 1 or ys.ndim != 1 or xs.size != ys.size or xs.size == 0:
             raise InvalidImageError(
                 f"stroke {index} needs equally long, non-empty x and y rows "

@@ -10,12 +10,12 @@ Without one, the rule is "not sure below 50% confidence" (``DEFAULT_RULE``).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from src.data.json_input import parse_json
 from src.errors import ModelLoadError
 
 SCORE_NAMES = ("max_softmax", "max_logit", "energy")
@@ -76,7 +76,7 @@ def load_open_set_rule(model_path: str | Path | None) -> OpenSetRule:
     if not card_path.is_file():
         return DEFAULT_RULE
     try:
-        block = json.loads(card_path.read_text(encoding="utf-8")).get("open_set")
+        block = parse_json(card_path.read_text(encoding="utf-8")).get("open_set")  # type: ignore[union-attr]
     except (OSError, ValueError, AttributeError) as error:
         raise ModelLoadError(f"{card_path} is not a readable model card ({error})") from error
     if block is None:

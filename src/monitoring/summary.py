@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from src.data.json_input import JSONInputError, parse_json
 from src.errors import DataFormatError
 
 logger = logging.getLogger(__name__)
@@ -48,8 +48,8 @@ def read_records(log_path: str | Path) -> Iterator[dict[str, Any]]:
         with file.open("r", encoding="utf-8", errors="replace") as stream:
             for number, line in enumerate(stream, start=1):
                 try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
+                    record = parse_json(line)
+                except JSONInputError:
                     logger.warning("%s:%d: skipped a malformed line", file, number)
                     continue
                 if isinstance(record, dict) and record.get("top"):

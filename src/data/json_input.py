@@ -1,0 +1,57 @@
+"""One JSON decoder for every file a user hands over (ndjson drawings, drawings, logs, cards).
+
+``json.loads`` raises three different things on hostile text: ``JSONDecodeError`` for bad
+syntax, ``RecursionError`` for arrays nested thousands deep, and (later, when the numbers are
+used) ``OverflowError`` for integers like ``10**400``. Callers treat one bad record as one
+failure, so every such problem becomes a ``ValueError`` that says what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+
+class JSONInputError(ValueError):
+    """The text is not usable JSON; the message says why."""
+
+
+def _finite_float(text: str) -> float:
+    """A JSON number as a float; out-of-range values are refused rather than made infinite."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise JSONInputError(f"number {text[:20]}... is out of range")
+    return value
+
+
+def _bounded_int(text: str) -> int | float:
+    """A JSON integer; beyond float range it is refused (coordinates and scores are floats)."""
+    if len(text.lstrip("-")) > 308:
+        raise JSONInputError(f"number {text[:20]}... is out of range")
+    return int(text)
+
+
+def _refuse_constant(name: str) -> float:
+    """NaN and Infinity are not JSON; Python's decoder would accept them."""
+    raise JSONInputError(f"{name} is not a JSON number")
+
+
+def parse_json(text: str) -> object:
+    """Decode JSON text, turning every malformed or hostile input into ``JSONInputError``.
+
+    Raises:
+        JSONInputError: bad syntax (with its position), nesting too deep, numbers out of range.
+    """
+    try:
+        return json.loads(
+            text,
+            parse_float=_finite_float,
+            parse_int=_bounded_int,
+            parse_constant=_refuse_constant,
+        )
+    except JSONInputError:
+        raise
+    except json.JSONDecodeError as error:
+        raise JSONInputError(f"invalid JSON ({error.msg} at line {error.lineno})") from error
+    except RecursionError as error:
+        raise JSONInputError("JSON nested too deeply") from error
