@@ -233,3 +233,15 @@ def test_monitor_settings_from_environment_and_flags(
         ["--monitor_threshold", "0.3", "--monitor-log", "x.jsonl"]
     )
     assert (arguments.monitor_threshold, arguments.monitor_log) == (0.3, "x.jsonl")
+
+
+def test_timeline_work_is_bounded_by_strokes_times_points(client: TestClient) -> None:
+
+    # 128 strokes of 390 points: inside the body, stroke and point limits, but each of the 128
+    # prefixes would redraw up to 49,920 points.
+    stroke = [list(range(0, 390)), [100 + (i % 7) for i in range(390)]]
+    response = client.post("/timeline", json={"strokes": [stroke] * 128})
+    assert_error(response, 413)
+    assert "strokes x points" in response.json()["error"]
+    # A drawing with the simplified format's few points per stroke is still explained.
+    assert client.post("/timeline", json={"strokes": three_strokes()}).status_code == 200

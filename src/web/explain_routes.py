@@ -15,7 +15,7 @@ from src.errors import SketchError
 from src.explain.contrast import top_two_classes
 from src.explain.strokes import StrokeAttribution, attribute_strokes, attribution_to_dict
 from src.explain.timeline import build_timeline, timeline_to_dict
-from src.web.deps import Engine, EngineDep, png_data_url
+from src.web.deps import Engine, EngineDep, ImageTooLargeError, png_data_url
 from src.web.explain_schemas import (
     ClassChoice,
     ComparedClass,
@@ -116,10 +116,28 @@ def explain_strokes(body: ExplainStrokesRequest, engine: EngineDep) -> ExplainSt
     )
 
 
+# Each timeline step re-renders every point drawn so far, so its work grows with strokes x
+# points; beyond this bound one request would hold a worker for many seconds.
+MAX_TIMELINE_STROKE_POINTS = 200_000
+
+
+def _check_timeline_work(strokes: list) -> None:
+    """Refuse (413) a timeline whose prefixes would render more than the bound allows."""
+    points = sum(len(stroke[0]) for stroke in strokes if stroke)
+    work = len(strokes) * points
+    if work > MAX_TIMELINE_STROKE_POINTS:
+        raise ImageTooLargeError(
+            f"a timeline of {len(strokes)} strokes and {points:,} points is too much work "
+            f"(strokes x points {work:,} > {MAX_TIMELINE_STROKE_POINTS:,}); send fewer strokes "
+            "or simplify them (Quick, Draw!'s simplified format has a few dozen points a stroke)"
+        )
+
+
 @router.post("/timeline", response_model=TimelineResponse)
 def timeline(body: TimelineRequest, engine: EngineDep) -> TimelineResponse:
     """The prediction, its confidence, the top classes and the map after each stroke."""
     engine.model_input(None, body.strokes)  # validates the strokes and the point limit
+    _check_timeline_work(body.strokes)
     cam = engine.cam(body.method, body.layer)
     result = build_timeline(body.strokes, cam)
     summary = timeline_to_dict(result, engine.labels.class_names, top_k=body.top_k)
