@@ -528,3 +528,33 @@ def test_enlarged_maps_are_nearest_neighbour_copies(
         small, large = decode_png(normal[key]), decode_png(enlarged[key])
         assert large.shape[:2] == (small.shape[0] * scale, small.shape[1] * scale)
         np.testing.assert_array_equal(large, small.repeat(scale, axis=0).repeat(scale, axis=1))
+
+
+def test_a_small_body_declaring_a_huge_image_is_decoded_off_the_event_loop(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    import starlette.concurrency
+
+    from src.web import deps
+
+    # 4,000 x 3,000 white pixels compress to a few kilobytes: small body, huge decode.
+    huge = encode(Image.new("L", (4000, 3000), 255))
+    canvas = encode(Image.new("L", (256, 256), 255))
+    assert len(huge) <= deps.INLINE_IMAGE_CHARACTERS
+    assert deps._declared_pixels(huge) == 4000 * 3000
+    assert deps._declared_pixels("not base64 at all!") == 0
+
+    offloaded = []
+
+    async def record(function, *args):  # type: ignore[no-untyped-def]
+        offloaded.append(args[0])
+        return function(*args)
+
+    class Decoder:
+        def model_input(self, image, strokes):  # type: ignore[no-untyped-def]
+            return image
+
+    monkeypatch.setattr(starlette.concurrency, "run_in_threadpool", record)
+    for image in (huge, canvas):
+        asyncio.run(deps.Engine.model_input_async(Decoder(), image, None))  # type: ignore[arg-type]
+    assert offloaded == [huge]

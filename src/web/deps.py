@@ -35,6 +35,8 @@ PREDICT_ONLY = "predict"  # batch key kind for plain classification
 # Sketches up to this size are decoded on the event loop (see ``Engine.model_input_async``):
 # a 256x256 canvas PNG is ~10,000 base64 characters, a long Quick, Draw! drawing ~1,000 points.
 INLINE_IMAGE_CHARACTERS = 200_000
+# Images declaring more pixels than this are decoded in the threadpool, whatever their body size.
+INLINE_IMAGE_PIXELS = 1024 * 1024
 INLINE_STROKE_POINTS = 5_000
 INLINE_RENDER_SCALE = 2
 
@@ -161,6 +163,7 @@ class Engine:
             sum(len(stroke[0]) for stroke in strokes if stroke) <= INLINE_STROKE_POINTS
             if strokes is not None
             else len(image or "") <= INLINE_IMAGE_CHARACTERS
+            and _declared_pixels(image or "") <= INLINE_IMAGE_PIXELS
         )
         if small:
             return self.model_input(image, strokes)
@@ -246,6 +249,20 @@ class Engine:
             )
             for row in range(len(images))
         ]
+
+
+def _declared_pixels(image: str) -> int:
+    """The pixel count an image's header declares (0 when unreadable: decoding reports that).
+
+    A small body can still declare a huge image (a 17 KB PNG of 24,000 x 650 pixels): the
+    decoded size, not the body size, decides whether decoding may block the event loop.
+    """
+    try:
+        with Image.open(io.BytesIO(decode_base64_image(image))) as opened:
+            width, height = opened.size
+    except (InvalidImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return 0
+    return int(width) * int(height)
 
 
 def decode_base64_image(text: str) -> bytes:
