@@ -106,3 +106,25 @@ def test_strokes_drawing_file_nested_too_deep_is_one_line_and_exit_8(
     error = capsys.readouterr().err.strip().splitlines()
     assert code == ExitStatus.DATA_FORMAT
     assert len(error) == 1 and "nested too deeply" in error[0]
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_random_bytes_model_is_not_a_keras_model_rather_than_missing(
+    tmp_path: Path, suffix: str
+) -> None:
+    from src.errors import ModelLoadError
+    from src.models.io import load_model
+
+    path = tmp_path / f"model{suffix}"
+    path.write_bytes(np.random.default_rng(0).bytes(3000))
+    with pytest.raises(ModelLoadError, match="is not a valid Keras model file") as raised:
+        load_model(path)
+    assert "not found" not in str(raised.value)
+
+
+def test_unreadable_image_bytes_name_the_input_not_a_python_object() -> None:
+    from src.data.preprocess import load_image
+
+    with pytest.raises(InvalidImageError) as raised:
+        load_image(b"these bytes are no image")
+    assert "0x" not in str(raised.value) and "image data" in str(raised.value)

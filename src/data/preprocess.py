@@ -8,6 +8,7 @@ look: white ink (1.0) on black (0.0), the drawing centred and fitted to the fram
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,10 +67,19 @@ def load_image(source: str | Path | bytes) -> Image.Image:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError) as error:
         raise InvalidImageError(
-            f"{name} is not a readable image ({error}); use PNG, JPEG, BMP, GIF or WebP"
+            f"{name} is not a readable image ({_reason(error, name)}); "
+            "use PNG, JPEG, BMP, GIF or WebP"
         ) from error
     except (OSError, ValueError, SyntaxError, EOFError) as error:
-        raise InvalidImageError(f"{name} is truncated or corrupt ({error})") from error
+        raise InvalidImageError(
+            f"{name} is truncated or corrupt ({_reason(error, name)})"
+        ) from error
+
+
+def _reason(error: Exception, name: str) -> str:
+    """Pillow's message with its Python object reprs (``<_io.BytesIO object at 0x...>``)
+    replaced by what the user sent: an address means nothing to them."""
+    return re.sub(r"<[^<>]* at 0x[0-9a-fA-F]+>", name, str(error))
 
 
 def _grayscale(image: Image.Image | np.ndarray) -> np.ndarray:

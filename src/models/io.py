@@ -11,6 +11,8 @@ from src.errors import ModelLoadError
 logger = logging.getLogger(__name__)
 
 MODEL_SUFFIXES = (".h5", ".hdf5", ".keras")
+# The first bytes of every HDF5 file (the format of Keras .h5 models).
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 def load_model(path: str | Path, safe_mode: bool = True) -> Any:
@@ -36,6 +38,7 @@ def load_model(path: str | Path, safe_mode: bool = True) -> Any:
         )
     if file.suffix.lower() not in MODEL_SUFFIXES:
         raise ModelLoadError(f"{file} is not a Keras model file: use a .h5 or .keras file")
+    _check_container(file)
     import keras
 
     try:
@@ -60,6 +63,27 @@ def load_model(path: str | Path, safe_mode: bool = True) -> Any:
         raise ModelLoadError(f"{file} does not hold a Keras model")
     logger.info("loaded model %s from %s", model.name, file)
     return model
+
+
+def _check_container(file: Path) -> None:
+    """Refuse a file whose bytes are not the container its suffix promises (zip or HDF5).
+
+    Keras reports such files as "File not found", which sends users looking in the wrong place.
+    """
+    import zipfile
+
+    if file.suffix.lower() == ".keras" and not zipfile.is_zipfile(file):
+        raise ModelLoadError(
+            f"{file} is not a valid Keras model file (truncated or another format): a .keras "
+            "file is a zip archive and this one is not; re-save the model with model.save"
+        )
+    if file.suffix.lower() in (".h5", ".hdf5"):
+        with file.open("rb") as stream:
+            if stream.read(8) != HDF5_SIGNATURE:
+                raise ModelLoadError(
+                    f"{file} is not a valid Keras model file (truncated or another format): a "
+                    ".h5 file is HDF5 and this one is not; re-save the model with model.save"
+                )
 
 
 def check_sketch_input(model: Any, image_size: int = 64, source: str | Path | None = None) -> None:
