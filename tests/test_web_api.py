@@ -494,8 +494,13 @@ def test_a_batch_that_does_not_answer_in_time_is_503(
     from src.web.deps import PREDICT_ONLY
     from src.web.settings import WebSettings
 
+    # The batcher gathers for a full second before it computes, so no answer can be ready
+    # within the microsecond timeout however slowly the test machine runs the event loop.
     settings = WebSettings(
-        model_path=sketch_model_path, label_mapping=sketch_labels_path, request_timeout_s=1e-6
+        model_path=sketch_model_path,
+        label_mapping=sketch_labels_path,
+        request_timeout_s=1e-6,
+        batch_max_wait_ms=1000.0,
     )
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         for path in ("/predict_with_gradcam", "/predict"):
