@@ -137,3 +137,27 @@ def test_extreme_aspect_ratios_are_bounded() -> None:
     banner_rows = np.flatnonzero(banner_result[:, :, 0].sum(axis=1) > 0)
     assert banner_result.max() > 0.1
     assert banner_rows.min() >= 26 and banner_rows.max() <= 37, banner_rows
+
+
+def test_unreadable_bytes_message_names_no_python_object() -> None:
+    from src.data.preprocess import load_image
+    from src.errors import InvalidImageError
+
+    with pytest.raises(InvalidImageError) as caught:
+        load_image(b"certainly not an image")
+    assert str(caught.value) == (
+        "image data is not a readable image (unknown format); use PNG, JPEG, BMP, GIF or WebP"
+    )
+
+
+@pytest.mark.parametrize("mime", ["text/html", "application/json"])
+def test_data_url_of_another_type_is_refused(mime: str) -> None:
+    import base64
+
+    from src.errors import InvalidImageError
+    from src.web.deps import decode_base64_image
+
+    png = base64.b64encode(b"\x89PNG\r\n\x1a\n").decode()
+    assert decode_base64_image(f"data:image/png;base64,{png}") == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(InvalidImageError, match=f"data URL of type '{mime}'"):
+        decode_base64_image(f"data:{mime};base64,{png}")
