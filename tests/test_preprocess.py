@@ -161,3 +161,22 @@ def test_data_url_of_another_type_is_refused(mime: str) -> None:
     assert decode_base64_image(f"data:image/png;base64,{png}") == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(InvalidImageError, match=f"data URL of type '{mime}'"):
         decode_base64_image(f"data:{mime};base64,{png}")
+
+
+def test_web_decodes_on_the_event_loop_by_header_pixels_not_body_size() -> None:
+    import base64
+    import io
+
+    from src.web.deps import INLINE_IMAGE_PIXELS, _declared_pixels
+
+    def encoded(width: int, height: int) -> str:
+        buffer = io.BytesIO()
+        Image.new("L", (width, height), 255).save(buffer, format="PNG")
+        return base64.b64encode(buffer.getvalue()).decode()
+
+    banner = encoded(24_000, 650)
+    assert len(banner) < 100_000  # a small body...
+    assert _declared_pixels(banner) == 24_000 * 650  # ...that decodes to 15.6 million pixels
+    assert _declared_pixels(banner) > INLINE_IMAGE_PIXELS  # so it is decoded off the event loop
+    assert _declared_pixels(encoded(256, 256)) == 256 * 256
+    assert _declared_pixels("not base64 !") == 0
