@@ -26,8 +26,8 @@ UNLOADABLE = [
     ("empty.h5", "not a valid Keras model file"),
     ("truncated.h5", "truncated"),
     ("hdf5_without_model.h5", "not a loadable Keras model"),
-    ("text_renamed.keras", "not a valid Keras model file: a .keras file is a zip archive"),
-    ("random_bytes.keras", "not a valid Keras model file: a .keras file is a zip archive"),
+    ("text_renamed.keras", "a .keras file is a zip archive and this one is not"),
+    ("random_bytes.keras", "a .keras file is a zip archive and this one is not"),
     ("lambda.h5", "Lambda layer, which can run arbitrary code"),
     ("lambda.keras", "Lambda layer, which can run arbitrary code"),
 ]

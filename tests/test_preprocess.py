@@ -146,7 +146,8 @@ def test_unreadable_bytes_message_names_no_python_object() -> None:
     with pytest.raises(InvalidImageError) as caught:
         load_image(b"certainly not an image")
     assert str(caught.value) == (
-        "image data is not a readable image (unknown format); use PNG, JPEG, BMP, GIF or WebP"
+        "image data is not a readable image (cannot identify image file image data); "
+        "use PNG, JPEG, BMP, GIF or WebP"
     )
 
 

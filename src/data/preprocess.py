@@ -65,13 +65,7 @@ def load_image(source: str | Path | bytes) -> Image.Image:
             return image.copy()
     except InvalidImageError:
         raise
-    except UnidentifiedImageError as error:
-        # Pillow's message names the stream object ("<_io.BytesIO object at 0x...>"): say what
-        # the user sent instead.
-        raise InvalidImageError(
-            f"{name} is not a readable image (unknown format); use PNG, JPEG, BMP, GIF or WebP"
-        ) from error
-    except Image.DecompressionBombError as error:
+    except (UnidentifiedImageError, Image.DecompressionBombError) as error:
         raise InvalidImageError(
             f"{name} is not a readable image ({_reason(error, name)}); "
             "use PNG, JPEG, BMP, GIF or WebP"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -105,28 +104,6 @@ def check_sketch_input(model: Any, image_size: int = 64, source: str | Path | No
         raise ModelLoadError(
             f"{where}model expects input {model.input_shape}, but SketchCAM feeds grayscale sketches "
             f"shaped {expected}; retrain with `python -m src.training.train`"
-        )
-
-
-def _check_container(file: Path) -> None:
-    """Refuse a file that is not the archive its suffix promises, before Keras reads it.
-
-    Keras reports a ``.keras`` file that is not a zip archive as "File not found", which sends
-    the user looking for a path problem; the container check names the real one.
-    """
-    if file.suffix.lower() == ".keras":
-        if not zipfile.is_zipfile(file):
-            raise ModelLoadError(
-                f"{file} is not a valid Keras model file: a .keras file is a zip archive, this is not "
-                "(re-download or re-export the model)"
-            )
-        return
-    import h5py
-
-    if not h5py.is_hdf5(file):
-        raise ModelLoadError(
-            f"{file} is not a valid Keras model file: a .h5 file is an HDF5 archive, this is not "
-            "(re-download or re-export the model)"
         )
 
 
