@@ -26,7 +26,8 @@ UNLOADABLE = [
     ("empty.h5", "not a valid Keras model file"),
     ("truncated.h5", "truncated"),
     ("hdf5_without_model.h5", "not a loadable Keras model"),
-    ("text_renamed.keras", "not a"),
+    ("text_renamed.keras", "a .keras file is a zip archive and this one is not"),
+    ("random_bytes.keras", "a .keras file is a zip archive and this one is not"),
     ("lambda.h5", "Lambda layer, which can run arbitrary code"),
     ("lambda.keras", "Lambda layer, which can run arbitrary code"),
 ]
@@ -60,6 +61,9 @@ def bad_models(tmp_path_factory: pytest.TempPathFactory, sketch_model_path: Path
     rng = np.random.default_rng(7)
     (folder / "random_bytes.h5").write_bytes(rng.integers(0, 256, 4096, dtype=np.uint8).tobytes())
     (folder / "text_renamed.h5").write_text("I am a shopping list, not a model\n")
+    (folder / "random_bytes.keras").write_bytes(
+        rng.integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    )
     (folder / "text_renamed.keras").write_text("I am a shopping list, not a model\n")
     (folder / "empty.h5").write_bytes(b"")
     good = sketch_model_path.read_bytes()

@@ -159,3 +159,24 @@ def test_image_folder_with_broken_file(tmp_path: Path) -> None:
 def test_image_folder_missing(tmp_path: Path) -> None:
     with pytest.raises(DataFormatError, match="sub-folder"):
         list(read_image_folder(tmp_path))
+
+
+def test_numeric_and_nesting_extremes_are_per_record_failures(tmp_path: Path) -> None:
+    huge = dict(SIMPLIFIED, drawing=[[[0, 10**400], [10, 10]]])
+    deep = '{"word": "line", "drawing": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    float_overflow = json.dumps(SIMPLIFIED).replace("255", "1e400")
+    lines = [json.dumps(SIMPLIFIED), json.dumps(huge), deep, float_overflow, json.dumps(RAW)]
+    report = ReadReport()
+    drawings = list(read_ndjson(_write_lines(tmp_path / "x.ndjson", lines), report))
+    assert [d.word for d in drawings] == ["line", "dot"]
+    assert report.skipped == 3
+    assert [problem.split(":")[1] for problem in report.problems] == ["line 2", "line 3", "line 4"]
+    assert "nested too deeply" in report.problems[1]
+
+
+def test_monitor_log_skips_deep_lines(tmp_path: Path) -> None:
+    from src.monitoring.summary import read_records
+
+    good = {"top": [["cat", 0.5]]}
+    log = _write_lines(tmp_path / "log.jsonl", [json.dumps(good), "[" * 100_000, json.dumps(good)])
+    assert list(read_records(log)) == [good, good]

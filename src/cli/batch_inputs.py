@@ -87,6 +87,11 @@ def discover_inputs(
         source = path.relative_to(root).as_posix()
         folder_class = _class_or_none(labels, path.parent.name) if path.parent != root else None
         suffix = path.suffix.lower()
+        dangling = path.is_symlink() and not path.exists()
+        if not path.is_file() and not dangling:
+            # A FIFO named x.png would block the batch forever on open; say it was left out.
+            discovery.ignored.append(source)
+            continue
         try:
             if suffix in IMAGE_SUFFIXES:
                 true_class = folder_class or class_from_filename(path.stem, labels)
@@ -113,13 +118,13 @@ def _parts_inside(root: Path, folder: Path | None) -> tuple[str, ...]:
 
 
 def _walk(root: Path) -> Iterator[Path]:
-    """Files under ``root`` in sorted order, skipping hidden files and folders."""
+    """Everything but folders under ``root`` in sorted order, skipping hidden files and folders.
+
+    FIFOs, sockets and devices are yielded too, so that ``discover`` lists them as ignored.
+    """
     for path in sorted(root.rglob("*")):
         relative = path.relative_to(root)
-        dangling = path.is_symlink() and not path.exists()
-        if (path.is_file() or dangling) and not any(
-            part.startswith(".") for part in relative.parts
-        ):
+        if not path.is_dir() and not any(part.startswith(".") for part in relative.parts):
             yield path
 
 

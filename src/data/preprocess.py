@@ -100,7 +100,14 @@ def _grayscale(image: Image.Image | np.ndarray) -> np.ndarray:
         if image.mode in ("RGBA", "LA", "La", "RGBa"):
             paper = Image.new("RGBA", image.size, (255, 255, 255, 255))
             image = Image.alpha_composite(paper, image.convert("RGBA"))
-        gray = np.asarray(image if image.mode == "L" else image.convert("L"), dtype=np.float32)
+        try:
+            gray_image = image if image.mode == "L" else image.convert("L")
+        except ValueError as error:
+            raise InvalidImageError(
+                f"images in Pillow mode {image.mode} cannot be read ({error}); "
+                "save the image as RGB or grayscale"
+            ) from error
+        gray = np.asarray(gray_image, dtype=np.float32)
         gray /= 255.0  # in place: this array is ours, and a 256x256 copy is measurable here
         return gray
     array = np.asarray(image)

@@ -271,6 +271,14 @@ def decode_base64_image(text: str) -> bytes:
     Raises:
         InvalidImageError: if the text is empty or not base64.
     """
+    prefix = DATA_URL_PREFIX.match(text)
+    if prefix is not None:
+        # "data:text/html;base64,..." is not a sketch, whatever its bytes decode to.
+        mime = prefix.group(0).strip()[len("data:") :].split(";", 1)[0].strip().lower()
+        if mime and not mime.startswith("image/"):
+            raise InvalidImageError(
+                f"'image' is a data URL of type {mime[:60]!r}; send an image/png or image/jpeg one"
+            )
     payload = "".join(DATA_URL_PREFIX.sub("", text, count=1).split())
     if not payload:
         raise InvalidImageError("'image' is empty: send a base64 PNG or JPEG")
