@@ -8,7 +8,7 @@ MODEL ?= models/best_model.h5
 LABELS ?= data/label_mapping.json
 DEMO_OUTPUT ?= demo_results
 
-.PHONY: demo test serve fuzz bench lint train evaluate samples clean
+.PHONY: demo test test-fast serve fuzz bench lint train evaluate samples clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ demo: $(STAMP)
 test: $(DEV_STAMP)
 	$(BIN)/python -m pytest -q
 	KERAS_BACKEND=jax $(BIN)/python -m pytest -q tests/test_backend_agreement.py -k oracle
+
+## test-fast: the suite without the slow tests (subprocess runs, training, fuzzing, browser)
+test-fast: $(DEV_STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 ## serve: the web app with the shipped model on http://127.0.0.1:8000
 serve: $(STAMP)

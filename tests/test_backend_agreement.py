@@ -118,6 +118,7 @@ REFERENCE_BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
 @pytest.mark.parametrize(
     "backend", [name for name in ("tensorflow", "jax", "torch") if name != REFERENCE_BACKEND]
 )
+@pytest.mark.slow
 def test_every_backend_gives_the_same_maps(
     zoo: dict[str, Any], backend: str, tmp_path: Path
 ) -> None:

@@ -87,6 +87,7 @@ def check_single_outputs(output: Path, image: Path, keras_model, top_k: int = 3)
     return summary
 
 
+@pytest.mark.slow
 def test_spec_single_command_runs_from_the_repository_root(
     sketch_model_path: Path,
     sketch_labels_path: Path,
@@ -109,6 +110,7 @@ def test_spec_single_command_runs_from_the_repository_root(
     assert "Predicted:" in completed.stdout
 
 
+@pytest.mark.slow
 def test_spec_custom_layer_command_uses_that_layer(
     sketch_model_path: Path,
     sketch_labels_path: Path,
@@ -136,6 +138,7 @@ def test_spec_custom_layer_command_uses_that_layer(
     assert check_single_outputs(output, image, keras_model)["layer"] == "conv2_2"
 
 
+@pytest.mark.slow
 def test_spec_class_command_writes_the_class_analysis(
     sketch_model_path: Path,
     sketch_labels_path: Path,
@@ -177,6 +180,7 @@ def batch_folder(sketch_model_dir: Path, tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_spec_batch_command_finishes_despite_a_corrupt_file(
     sketch_model_path: Path,
     sketch_labels_path: Path,
@@ -274,6 +278,7 @@ def check_report_links(output: Path, summary: dict) -> None:  # type: ignore[typ
         assert entry["file"] in links
 
 
+@pytest.mark.slow
 def test_spec_predict_script_with_gradcam_writes_the_single_outputs(
     sketch_model_path: Path,
     sketch_labels_path: Path,

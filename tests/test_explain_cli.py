@@ -13,6 +13,9 @@ import pytest
 from src.config import PROJECT_ROOT
 from tests.conftest import STROKES_BY_CLASS, TINY_CLASSES
 
+# Subprocesses, training or long fuzzing: `make test-fast` leaves these out.
+pytestmark = pytest.mark.slow
+
 SCRIPT = PROJECT_ROOT / "scripts" / "gradcam_analysis.py"
 
 

@@ -24,6 +24,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+# Subprocesses, training or long fuzzing: `make test-fast` leaves these out.
+pytestmark = pytest.mark.slow
+
 EXAMPLES = int(os.environ.get("SKETCH_FUZZ_EXAMPLES", "25"))
 FUZZ = settings(
     max_examples=EXAMPLES,

@@ -16,6 +16,9 @@ from PIL import Image
 from src.data.preprocess import load_image, strokes_to_model_input, to_model_input
 from src.errors import InvalidImageError
 
+# Subprocesses, training or long fuzzing: `make test-fast` leaves these out.
+pytestmark = pytest.mark.slow
+
 # `make fuzz` raises this; CI runs a size that fits its time budget.
 EXAMPLES = int(os.environ.get("SKETCH_FUZZ_EXAMPLES", "60"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])

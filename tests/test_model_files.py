@@ -253,6 +253,7 @@ def test_create_app_lifespan_raises(
             pass
 
 
+@pytest.mark.slow
 def test_python_m_src_web_prints_one_line(bad_models: Path, sketch_labels_path: Path) -> None:
     """The real process: exit code 2, one error line last, no traceback.
 

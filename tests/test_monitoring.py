@@ -67,6 +67,7 @@ def _write_many(log: str, worker: int, count: int) -> None:
         )
 
 
+@pytest.mark.slow
 def test_concurrent_writers_lose_no_line_across_rotation(tmp_path: Path) -> None:
     from src.monitoring.summary import log_files, read_records
 

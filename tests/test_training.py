@@ -37,6 +37,7 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_short_training_run_learns(tiny_data: Path, tmp_path: Path) -> None:
     from src.training.train import train
 

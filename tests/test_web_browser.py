@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import TINY_CLASSES
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

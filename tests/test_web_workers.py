@@ -30,6 +30,7 @@ def test_workers_flag_is_a_positive_whole_number() -> None:
             parser.parse_args(["--workers", bad])
 
 
+@pytest.mark.slow
 def test_bad_model_with_workers_is_one_line_and_exit_2(
     tmp_path: Path, sketch_labels_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
