@@ -523,8 +523,8 @@ def test_layers_lists_candidates_with_shapes_and_marks_the_default(
 
 
 def test_class_names_with_spaces_and_slashes_make_safe_file_names(
-    sketch_model_path: Path, sketch_model_dir: Path, tmp_path: Path
-) -> None:
+    sketch_model_path: Path, sketch_model_dir: Path, tmp_path: Path, keras_model
+) -> None:  # type: ignore[no-untyped-def]
     labels = tmp_path / "labels.json"
     labels.write_text(json.dumps({"0": "smiley face", "1": "../evil/line", "2": "square"}))
     output = tmp_path / "out"
@@ -534,10 +534,14 @@ def test_class_names_with_spaces_and_slashes_make_safe_file_names(
     assert main([*common, "class", "--image", image, "--class_name", "../evil/line"]) == 0
     written = {path.relative_to(output).as_posix() for path in output.rglob("*") if path.is_file()}
     assert "class_analysis_evil_line.json" in written
-    assert {
-        "top_predictions/gradcam_top1_evil_line.png",
-        "top_predictions/gradcam_top2_smiley_face.png",
-    } & written
+    # The safe names, by hand (README's rule): the space and the slashes become "_", and the
+    # leading dots and underscore are dropped.
+    safe_names = {0: "smiley_face", 1: "evil_line", 2: "square"}
+    _, probabilities = model_argmax(keras_model, Path(image))
+    ranked = np.argsort(-probabilities, kind="stable")
+    for rank, class_index in enumerate(ranked, start=1):
+        expected = f"top_predictions/gradcam_top{rank}_{safe_names[int(class_index)]}.png"
+        assert expected in written
     assert {path.name for path in tmp_path.iterdir()} == {"labels.json", "out"}
     assert not (tmp_path / "evil").exists()
 
