@@ -80,6 +80,9 @@ def test_rule_from_card_and_fallback(tmp_path: Path, sketch_model_dir: Path) -> 
         ({"score": "entropy", "temperature": 1, "threshold": 0}, "score must be one of"),
         ({"score": "energy", "temperature": 0, "threshold": 0}, "positive"),
         ({"score": "energy", "threshold": 0}, "needs score, temperature and threshold"),
+        ({"score": "energy", "temperature": True, "threshold": 0}, "numbers"),
+        ({"score": "energy", "temperature": 1, "threshold": "0.5"}, "numbers"),
+        ({"score": 3, "temperature": 1, "threshold": 0}, "score must be a name"),
     ],
 )
 def test_malformed_card_names_the_file(tmp_path: Path, block: dict, message: str) -> None:

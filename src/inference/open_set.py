@@ -82,9 +82,13 @@ def load_open_set_rule(model_path: str | Path | None) -> OpenSetRule:
     if block is None:
         return DEFAULT_RULE
     try:
-        rule = OpenSetRule(
-            str(block["score"]), float(block["temperature"]), float(block["threshold"]), True
-        )
+        numbers = (block["temperature"], block["threshold"])
+        # JSON true/false and "0.5" strings would pass float(); a card holds plain numbers.
+        if not isinstance(block["score"], str) or not all(
+            isinstance(value, (int, float)) and not isinstance(value, bool) for value in numbers
+        ):
+            raise TypeError(f"score must be a name and temperature/threshold numbers: {block!r}")
+        rule = OpenSetRule(block["score"], float(numbers[0]), float(numbers[1]), True)
     except (KeyError, TypeError, ValueError) as error:
         raise ModelLoadError(
             f"{card_path}: open_set needs score, temperature and threshold ({error}); "
