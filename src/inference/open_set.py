@@ -26,14 +26,75 @@ CARD_FILENAME = "model_card.json"
 class OpenSetRule:
     """Score name, temperature and threshold: ``recognised = score >= threshold``.
 
-    ``from_card`` says whether the rule was measured for this model (its card) or is the
-    fallback.
+    ``measured`` says whether the rule was chosen and measured for this model (its card) or is
+    the fallback.
+
+    Raises:
+        ValueError: an unknown score name, a temperature that is not positive or a threshold
+            that is not finite (the message names the allowed values).
     """
 
     score: str = "max_softmax"
     temperature: float = 1.0
     threshold: float = 0.5
-    from_card: bool = False
+    measured: bool = False
+
+    def __post_init__(self) -> None:
+        if self.score not in SCORE_NAMES:
+            raise ValueError(
+                f"unknown open-set score {self.score!r}; use one of {', '.join(SCORE_NAMES)}"
+            )
+        if not self.temperature > 0 or not np.isfinite(self.temperature):
+            raise ValueError(f"open-set temperature must be positive, got {self.temperature!r}")
+        if not np.isfinite(self.threshold):
+            raise ValueError(f"open-set threshold must be finite, got {self.threshold!r}")
+
+    @classmethod
+    def from_card(cls, card_path: str | Path) -> OpenSetRule:
+        """The rule in the ``open_set`` block of a model card, or ``DEFAULT_RULE`` without one.
+
+        Args:
+            card_path: a ``model_card.json`` file.
+
+        Raises:
+            ModelLoadError: the card is unreadable or its block is malformed (names the file).
+        """
+        card_path = Path(card_path)
+        try:
+            card = parse_json(card_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise ModelLoadError(f"{card_path} is not a readable model card ({error})") from error
+        if not isinstance(card, dict):
+            raise ModelLoadError(f"{card_path} is not a model card: it is not a JSON object")
+        block = card.get("open_set")
+        if block is None:
+            return DEFAULT_RULE
+        try:
+            numbers = (block["temperature"], block["threshold"])
+            # JSON true/false and "0.5" strings would pass float(); a card holds plain numbers.
+            if not isinstance(block["score"], str) or not all(
+                isinstance(value, (int, float)) and not isinstance(value, bool) for value in numbers
+            ):
+                raise TypeError(
+                    f"score must be a name and temperature/threshold numbers: {block!r}"
+                )
+            return cls(block["score"], float(numbers[0]), float(numbers[1]), True)
+        except (KeyError, TypeError) as error:
+            raise ModelLoadError(
+                f"{card_path}: open_set needs score, temperature and threshold ({error!r}); "
+                "fix the card or remove its open_set block"
+            ) from error
+        except ValueError as error:
+            raise ModelLoadError(f"{card_path}: {error}") from error
+
+    def describe(self) -> dict[str, object]:
+        """The rule as JSON-ready fields (``/health``): ``from_card`` is ``measured``."""
+        return {
+            "score": self.score,
+            "temperature": self.temperature,
+            "threshold": self.threshold,
+            "from_card": self.measured,
+        }
 
 
 DEFAULT_RULE = OpenSetRule()
@@ -43,29 +104,45 @@ def open_set_scores(logits: np.ndarray, rule: OpenSetRule) -> np.ndarray:
     """The rule's score per row of ``logits`` (N, C); higher means more likely a known class.
 
     max_softmax = max softmax(z / T); max_logit = max(z) / T; energy = T * logsumexp(z / T).
+
+    Args:
+        logits: (N, C) pre-softmax class scores (a single (C,) row is taken as one row).
+        rule: which score, at which temperature.
+
+    Returns:
+        float64 (N,) scores.
     """
-    scaled = np.asarray(logits, np.float64) / rule.temperature
+    scaled = np.atleast_2d(np.asarray(logits, np.float64)) / rule.temperature
     top = scaled.max(axis=1)
     if rule.score == "max_logit":
         return top
+    # logsumexp shifted by the row maximum, so large logits do not overflow.
     log_sum = top + np.log(np.exp(scaled - top[:, None]).sum(axis=1))
     if rule.score == "energy":
         return rule.temperature * log_sum
-    if rule.score == "max_softmax":
-        return np.exp(top - log_sum)
-    raise ValueError(f"unknown open-set score {rule.score!r}; use one of {', '.join(SCORE_NAMES)}")
+    return np.exp(top - log_sum)
+
+
+def is_recognised(logits: np.ndarray, rule: OpenSetRule) -> np.ndarray:
+    """Bool (N,): whether each row's score reaches the rule's threshold (known class)."""
+    return open_set_scores(logits, rule) >= rule.threshold
 
 
 def logits_or_log_probabilities(logits: np.ndarray | None, probabilities: np.ndarray) -> np.ndarray:
-    """The logits when known, else log-probabilities: equal to the logits up to a per-row shift,
-    so max_softmax is exact; max_logit and energy then see the shifted values."""
+    """The logits when known, else log-probabilities.
+
+    Log-probabilities equal the logits up to a per-row shift, so max_softmax is exact; max_logit
+    and energy then see shifted values (max_logit = log of the top probability, energy = 0 at
+    T = 1), which a card's threshold measured on real logits does not describe.
+    """
     if logits is not None:
         return np.asarray(logits, np.float64)
     return np.log(np.maximum(np.asarray(probabilities, np.float64), 1e-12))
 
 
 def load_open_set_rule(model_path: str | Path | None) -> OpenSetRule:
-    """The rule in the card beside ``model_path``, or ``DEFAULT_RULE`` when there is none.
+    """The rule in the card beside ``model_path`` (``<model_dir>/model_card.json``), or
+    ``DEFAULT_RULE`` when there is no card or it has no ``open_set`` block.
 
     Raises:
         ModelLoadError: if the card's ``open_set`` block is malformed (names the file).
@@ -75,31 +152,7 @@ def load_open_set_rule(model_path: str | Path | None) -> OpenSetRule:
     card_path = Path(model_path).with_name(CARD_FILENAME)
     if not card_path.is_file():
         return DEFAULT_RULE
-    try:
-        block = parse_json(card_path.read_text(encoding="utf-8")).get("open_set")  # type: ignore[union-attr]
-    except (OSError, ValueError, AttributeError) as error:
-        raise ModelLoadError(f"{card_path} is not a readable model card ({error})") from error
-    if block is None:
-        return DEFAULT_RULE
-    try:
-        numbers = (block["temperature"], block["threshold"])
-        # JSON true/false and "0.5" strings would pass float(); a card holds plain numbers.
-        if not isinstance(block["score"], str) or not all(
-            isinstance(value, (int, float)) and not isinstance(value, bool) for value in numbers
-        ):
-            raise TypeError(f"score must be a name and temperature/threshold numbers: {block!r}")
-        rule = OpenSetRule(block["score"], float(numbers[0]), float(numbers[1]), True)
-    except (KeyError, TypeError, ValueError) as error:
-        raise ModelLoadError(
-            f"{card_path}: open_set needs score, temperature and threshold ({error}); "
-            "fix the card or remove its open_set block"
-        ) from error
-    if rule.score not in SCORE_NAMES or not rule.temperature > 0 or not np.isfinite(rule.threshold):
-        raise ModelLoadError(
-            f"{card_path}: open_set score must be one of {', '.join(SCORE_NAMES)} with a positive "
-            f"temperature and a finite threshold (got {block!r})"
-        )
-    return rule
+    return OpenSetRule.from_card(card_path)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,8 @@ class CamResult:
     probabilities: np.ndarray  # float32 (N, C) the model's output for each image
     layer_name: str
     method: str
-    # float32 (N, C) the class scores (logits) the maps were taken from, for open-set scoring.
+    # float32 (N, C) the logits the maps were taken from, for open-set scoring; None when the
+    # model has no logits and its output served as the class scores.
     logits: np.ndarray | None = None
 
 
@@ -82,6 +83,8 @@ class CamEngine:
         self.classes = int(model.output_shape[-1])
         sliced = slice_model(model, chain, resolve_score_source(model))
         self._compiled = compile_cam(sliced, self.input_shape, self.classes)
+        # Open-set scores need real logits; without them they fall back to log-probabilities.
+        self.scores_are_logits = sliced.has_logits
 
     @property
     def input_size(self) -> tuple[int | None, ...]:
@@ -148,10 +151,12 @@ class CamEngine:
         """Logits (N, C) of a batch (forward only)."""
         return self._compiled.forward(images)[1]
 
-    def scores_and_probabilities(self, images: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Logits and the model's output, both (N, C), from one forward pass."""
+    def scores_and_probabilities(self, images: Any) -> tuple[np.ndarray | None, np.ndarray]:
+        """Logits (None when the model has none) and the model's output, both (N, C), from one
+        forward pass."""
         _, scores, outputs = self._compiled.forward(self.batch(images))
-        return np.asarray(scores, np.float32), np.asarray(outputs, np.float32)
+        logits = np.asarray(scores, np.float32) if self.scores_are_logits else None
+        return logits, np.asarray(outputs, np.float32)
 
     def probabilities(self, images: Any) -> np.ndarray:
         """The model's output (N, C) for a batch (forward only)."""
@@ -184,5 +189,5 @@ class CamEngine:
             probabilities=attributions.probabilities,
             layer_name=self.layer_name,
             method=method.name,
-            logits=attributions.scores,
+            logits=attributions.scores if self.scores_are_logits else None,
         )

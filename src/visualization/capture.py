@@ -60,6 +60,15 @@ class SlicedModel:
         """Every sub-model, stem first (the order the JAX path passes their weights in)."""
         return self.stem + tuple(step.model for step in self.head)
 
+    @property
+    def has_logits(self) -> bool:
+        """Whether ``scores_and_outputs`` yields logits; False when the model output stands in
+        for them (no logits found on the target layer's path)."""
+        return any(
+            step.emits_scores or step.scores_are_output or step.scores_are_input
+            for step in self.head
+        )
+
     def activations(self, images: Any, call: ModelCall) -> Any:
         """Images -> the target layer's activations."""
         tensor = images

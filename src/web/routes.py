@@ -9,7 +9,6 @@ The other routes are plain ``def`` and run in the threadpool.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -157,5 +156,5 @@ def health(engine: EngineDep) -> HealthResponse:
         layers=list_conv_layers(model),
         default_layer=engine.cam(None, None).layer_name,
         batch_max_size=settings.batch_max_size,
-        open_set=asdict(engine.explainer.open_set_rule),
+        open_set=engine.explainer.open_set_rule.describe(),
     )
