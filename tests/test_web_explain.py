@@ -199,6 +199,8 @@ def test_monitoring_logs_low_confidence_requests(
         )
         assert record["top"][0]["class_name"] == gradcam.json()["prediction"]
         assert record["top"][0]["confidence"] == pytest.approx(gradcam.json()["confidence"], 1e-3)
+        assert record["recognised"] is gradcam.json()["recognised"]
+        assert record["open_set_score"] == pytest.approx(gradcam.json()["open_set_score"], 1e-3)
         assert set(record["map"]) == MAP_FIELDS
         assert np.asarray(record["map"]["grid"]).shape == (8, 8)
         assert (

@@ -59,6 +59,9 @@ def monitor_request(
         engine.labels.class_names,
         gradcam=engine.cam(method, layer),
     )
+    # The open-set verdict, so a log summary can tell "unsure but known" from "not sure".
+    analysis["recognised"] = result.recognised
+    analysis["open_set_score"] = round(result.open_set_score, 5)
     try:
         log_attention_pattern(analysis, request_id, engine.settings.monitor_log, save_overlay=False)
     except OSError as error:
