@@ -96,7 +96,7 @@ def test_single_summary_and_output(
 
 
 def test_batch_summary_and_csv(
-    carded, square_image: Path, expected_score: float, tmp_path: Path
+    carded, square_image: Path, expected_score: float, tmp_path: Path, capsys
 ) -> None:  # type: ignore[no-untyped-def]
     from src.cli.gradcam_analysis import main
 
@@ -115,6 +115,9 @@ def test_batch_summary_and_csv(
     assert image["recognised"] is recognised
     assert image["open_set_score"] == pytest.approx(expected_score, abs=1e-4)
     assert summary["not_sure"] == (0 if recognised else 1)
+    assert f"Not sure: {summary['not_sure']} of 1 (open-set rule)" in capsys.readouterr().out
+    report = (output / "report.html").read_text()
+    assert f"<th>Not sure</th><td><code>{summary['not_sure']}</code>" in report
     with (output / "batch_summary.csv").open() as handle:
         (row,) = list(csv.DictReader(handle))
     assert row["recognised"] == str(recognised)

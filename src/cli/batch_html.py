@@ -123,6 +123,8 @@ def _overview(summary: dict[str, Any]) -> str:
         ("Method", summary["method"]),
         ("Inputs", summary["total"]),
         ("Explained", summary["succeeded"]),
+        # Explained inputs whose answer the open-set rule does not trust.
+        ("Not sure", summary.get("not_sure", 0)),
         ("Could not be read", summary["failed"]),
     ]
     cells = "".join(

@@ -201,6 +201,7 @@ def run(args: argparse.Namespace) -> int:
         f"Explained {summary['succeeded']} of {summary['total']} inputs; "
         f"{summary['failed']} could not be read"
     )
+    emit(f"Not sure: {summary['not_sure']} of {summary['succeeded']} (open-set rule)")
     if summary["accuracy"] is not None:
         emit(
             f"Accuracy: {summary['accuracy']:.1%} of {summary['class_metrics']['labelled']} labelled"
