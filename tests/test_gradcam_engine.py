@@ -8,6 +8,7 @@ engine's own output except where the property itself is "the same as" (batch vs 
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,16 @@ import pytest
 from src.errors import InvalidImageError, LayerNotFoundError, ModelLoadError, UnknownClassError
 from src.visualization.gradcam import GradCAM, load_model_for_gradcam
 
-METHODS = ("gradcam", "gradcam++", "hirescam", "layercam", "xgradcam", "scorecam", "eigencam")
+
+def documented_methods() -> tuple[str, ...]:
+    """The methods the README promises (its "Methods: ..." sentence), in its order."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    sentence = re.search(r"Methods: (.*?)\.\n", readme, re.DOTALL)
+    assert sentence, "README has no 'Methods: ...' sentence"
+    return tuple(re.findall(r"`([^`]+)`", sentence.group(1)))
+
+
+METHODS = documented_methods()
 MAP_TOLERANCE = 1e-5  # max abs difference allowed between normalised [0, 1] maps
 
 
@@ -332,6 +342,13 @@ def test_scorecam_matches_masked_forwards(
         raw = reference_scorecam(logits_model, image, activation, tiny_reference["classes"][index])
         np.testing.assert_allclose(result.raw_maps[index], raw, atol=1e-5 * (np.abs(raw).max() + 1))
         assert np.abs(result.heatmaps[index] - normalised(raw, (8, 8))).max() <= MAP_TOLERANCE
+
+
+def test_engine_offers_exactly_the_documented_methods() -> None:
+    from src.visualization.cam_methods import METHODS as ENGINE_METHODS
+
+    assert METHODS[0] == "gradcam" and len(METHODS) == 7
+    assert sorted(ENGINE_METHODS) == sorted(METHODS)
 
 
 @pytest.mark.parametrize("method", METHODS)

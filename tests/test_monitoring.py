@@ -85,20 +85,47 @@ def test_concurrent_writers_lose_no_line_across_rotation(tmp_path: Path) -> None
     assert sorted(ids) == sorted(f"{w}-{n}" for w in range(4) for n in range(60))
 
 
+def build_constant_model(biases: list[float]):  # type: ignore[no-untyped-def]
+    """A conv model whose logits are ``biases`` whatever the input (zero dense weights).
+
+    Its probabilities are the softmax of ``biases``, computed by hand in the tests.
+    """
+    import keras
+    from keras import layers
+
+    inputs = keras.Input((64, 64, 1))
+    x = layers.Conv2D(2, 3, padding="same", activation="relu", name="last_conv")(inputs)
+    x = layers.GlobalAveragePooling2D()(x)
+    dense = layers.Dense(len(biases), name="logits")
+    outputs = layers.Activation("softmax", name="predictions")(dense(x))
+    model = keras.Model(inputs, outputs)
+    dense.set_weights([np.zeros((2, len(biases)), np.float32), np.asarray(biases, np.float32)])
+    return model
+
+
 def test_attention_logger_logs_only_low_confidence(tmp_path: Path) -> None:
-    from src.data.preprocess import strokes_to_model_input
     from src.monitoring.attention_log import AttentionLogger
     from src.visualization.gradcam import GradCAM
-    from tests.test_explain_strokes import BOTTOM_STROKE, TOP_STROKE, build_top_half_model
 
-    gradcam = GradCAM(build_top_half_model())
-    image = strokes_to_model_input([TOP_STROKE, BOTTOM_STROKE])
-    logger = AttentionLogger(tmp_path / "a.jsonl", threshold=0.6, class_names=["top", "other"])
-    assert logger.maybe_log(image, "sure", gradcam, confidence=0.9) is None
+    image = np.zeros((64, 64, 1), np.float32)
+    image[20:40, 30] = 1.0
+    logger = AttentionLogger(tmp_path / "a.jsonl", threshold=0.6, class_names=["cat", "dog"])
+    # A confidence the caller already knows to be high skips the analysis and writes nothing.
+    assert logger.maybe_log(image, "sure", GradCAM(build_constant_model([0.0, 0.0])), 0.9) is None
     assert not (tmp_path / "a.jsonl").exists()
-    confidence = float(gradcam.predict(image)[0].max())
-    record = logger.maybe_log(image, "unsure", gradcam, confidence=0.5)
-    assert (record is None) == (confidence >= 0.6)
+    # softmax([0, ln 3]) = [1/4, 3/4]: top confidence 0.75 >= 0.6, nothing logged even when the
+    # caller passes no confidence (the logger computes it).
+    confident = GradCAM(build_constant_model([0.0, float(np.log(3.0))]))
+    assert logger.maybe_log(image, "confident", confident) is None
+    assert not (tmp_path / "a.jsonl").exists()
+    # softmax([ln 1.2, 0]) = [6/11, 5/11]: top confidence 0.545 < 0.6, logged as "cat".
+    unsure = GradCAM(build_constant_model([float(np.log(1.2)), 0.0]))
+    record = logger.maybe_log(image, "unsure", unsure)
+    assert record is not None
+    assert record["top"][0]["class_name"] == "cat"
+    assert record["top"][0]["confidence"] == pytest.approx(6 / 11, abs=1e-4)
+    lines = (tmp_path / "a.jsonl").read_text().splitlines()
+    assert [json.loads(line)["image_id"] for line in lines] == ["unsure"]
     with pytest.raises(ValueError, match="threshold"):
         AttentionLogger(tmp_path / "b.jsonl", threshold=1.5)
 

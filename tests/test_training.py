@@ -107,7 +107,7 @@ def test_augment_keeps_shape_range_and_most_ink() -> None:
         assert 0.5 * image.sum() < out.sum() < 2.5 * image.sum()
 
 
-def test_cross_domain_split_is_by_key_id_and_keeps_twins_apart(tiny_data: Path) -> None:
+def test_cross_domain_split_is_by_key_id_and_finds_twins(tiny_data: Path) -> None:
     from src.training.dataset import find_bitmap_twins, joins_training, load_training_data
 
     drawings = [Drawing("plus", [[[0, 9], [0, 9]]], str(i)) for i in range(200)]
@@ -163,4 +163,58 @@ def test_held_out_strokes_are_exactly_the_drawings_training_holds_out(tiny_data:
     # The same drawings, in any order.
     assert sorted(image.tobytes() for image in rendered) == sorted(
         image.tobytes() for image in test_h
+    )
+
+
+def _random_drawing(rng: np.random.Generator) -> list:
+    """Two strokes of four random points: distinct from every other such drawing."""
+    return [[rng.integers(0, 256, 4).tolist(), rng.integers(0, 256, 4).tolist()] for _ in range(2)]
+
+
+def test_twins_of_held_out_strokes_never_reach_training(tmp_path: Path) -> None:
+    from src.data.preprocess import to_model_input
+    from src.data.raster import render_strokes
+    from src.training.dataset import joins_training, load_training_data
+
+    # Google's bitmaps and strokes come in pairs: bitmap i is stroke drawing i, rendered at 28x28.
+    rng = np.random.default_rng(7)
+    drawings = [Drawing("plus", _random_drawing(rng), f"key{i}") for i in range(60)]
+    bitmaps = np.stack([render_strokes(d.strokes, size=28, line_width=1.5) for d in drawings])
+    write_ndjson(drawings, tmp_path / "strokes" / "plus.ndjson")
+    write_ndjson(drawings[:20], tmp_path / "strokes" / "h.ndjson")
+    (tmp_path / "bitmaps").mkdir()
+    np.save(tmp_path / "bitmaps" / "plus.npy", bitmaps.reshape(60, 784))
+    config = TrainConfig(
+        bitmap_dir=tmp_path / "bitmaps",
+        strokes_dir=tmp_path / "strokes",
+        classes=("h", "plus"),
+        cross_domain_train_percent=50,
+    )
+    data = load_training_data(config, render_variants=False)
+
+    def raster_key(bitmap: np.ndarray) -> bytes:
+        return np.round(to_model_input(bitmap)[..., 0] * 255).astype(np.uint8).tobytes()
+
+    keys = [raster_key(bitmap) for bitmap in bitmaps]
+    assert len(set(keys)) == 60
+    in_split = {
+        name: {image.tobytes() for image in split.images}
+        for name, split in (
+            ("train", data.train),
+            ("validation", data.validation),
+            ("test", data.test),
+        )
+    }
+    held_out = [i for i, d in enumerate(drawings) if not joins_training(d, 50)]
+    joining = [i for i in range(60) if i not in held_out]
+    assert held_out and joining
+    # No held-out drawing's twin raster is trained on ...
+    assert [i for i in held_out if keys[i] in in_split["train"]] == []
+    # ... while rasters whose stroke twin joins training (or that have no held-out twin) still are.
+    assert [i for i in joining if keys[i] in in_split["train"]]
+    # A stroke joins training only when its twin raster is in the training split as well.
+    twin_in_training = [i for i in joining if keys[i] in in_split["train"]]
+    assert data.counts["plus"]["strokes"]["train"] == len(twin_in_training)
+    assert data.counts["plus"]["strokes"]["skipped_twin_in_validation_or_test"] == (
+        len(joining) - len(twin_in_training)
     )

@@ -95,7 +95,9 @@ def test_two_workers_serve_and_stop_cleanly(
     command = [sys.executable, "-m", "src.web", "--model_path", str(sketch_model_path)]
     command += ["--label_mapping", str(sketch_labels_path), "--port", str(port)]
     command += ["--workers", "2", "--log_level", "warning"]
-    server = subprocess.Popen(command, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    # A batch size other than the default shows that the workers read the setting.
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "SKETCH_BATCH_MAX_SIZE": "5"}
+    server = subprocess.Popen(command, env=environment)
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -106,7 +108,7 @@ def test_two_workers_serve_and_stop_cleanly(
             except OSError:
                 assert time.monotonic() < deadline, "server did not start"
                 time.sleep(0.3)
-        assert status == 200 and health["batch_max_size"] == 16
+        assert status == 200 and health["batch_max_size"] == 5
         with ThreadPoolExecutor(4) as pool:
             answers = list(
                 pool.map(
