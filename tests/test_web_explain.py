@@ -254,3 +254,54 @@ def test_timeline_work_is_bounded_by_strokes_times_points(client: TestClient) ->
     assert "strokes x points" in response.json()["error"]
     # A drawing with the simplified format's few points per stroke is still explained.
     assert client.post("/timeline", json={"strokes": three_strokes()}).status_code == 200
+
+
+def test_stroke_importance_points_are_bounded(client: TestClient) -> None:
+    # 100 strokes of 201 points each: 20,100 points, inside the request's stroke and point limits.
+    stroke = [list(range(0, 201)), [100 + (i % 7) for i in range(201)]]
+    response = client.post("/explain_strokes", json={"strokes": [stroke] * 100})
+    assert_error(response, 413)
+    assert "at most 20,000 points (20,100 sent)" in response.json()["error"]
+    # 100 strokes of 200 points: exactly the bound, explained.
+    stroke = [list(range(0, 200)), [100 + (i % 7) for i in range(200)]]
+    assert client.post("/explain_strokes", json={"strokes": [stroke] * 100}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "slowed"),
+    [
+        ("/explain_strokes", "attribute_strokes"),
+        ("/timeline", "build_timeline"),
+        ("/compare", "top_two_classes"),
+    ],
+)
+def test_explanation_past_the_deadline_is_503_and_the_server_keeps_answering(
+    sketch_model_path: Path,
+    sketch_labels_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    path: str,
+    slowed: str,
+) -> None:
+    import threading
+    import time
+
+    from src.web import explain_routes
+
+    release = threading.Event()
+    original = getattr(explain_routes, slowed)
+
+    def held(*args: object, **kwargs: object) -> object:
+        release.wait(30)  # held until the test has seen the 503 and asked /health
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(explain_routes, slowed, held)
+    settings = web_settings(sketch_model_path, sketch_labels_path, request_timeout_s=0.3)
+    with start_client(settings) as slow_client:
+        started = time.monotonic()
+        response = slow_client.post(path, json={"strokes": three_strokes()})
+        waited = time.monotonic() - started
+        assert_error(response, 503)
+        assert "longer than the server's limit of 0.3 s" in response.json()["error"]
+        assert waited < 10
+        assert slow_client.get("/health").status_code == 200
+        release.set()

@@ -97,6 +97,7 @@ def test_two_workers_serve_and_stop_cleanly(
     command += ["--workers", "2", "--log_level", "warning"]
     # A batch size other than the default shows that the workers read the setting.
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "SKETCH_BATCH_MAX_SIZE": "5"}
+    environment["SKETCH_HEADER_TIMEOUT_S"] = "1"
     server = subprocess.Popen(command, env=environment)
     try:
         deadline = time.monotonic() + 90
@@ -120,6 +121,9 @@ def test_two_workers_serve_and_stop_cleanly(
             )
         assert all(status == 200 for status, _ in answers)
         assert len({answer["prediction"] for _, answer in answers}) == 1
+        # Workers also cut a client that never sends its headers.
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as silent:
+            assert silent.recv(4096).startswith(b"HTTP/1.1 408 ")
         server.send_signal(signal.SIGTERM)
         assert server.wait(30) == 0
     finally:

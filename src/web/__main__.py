@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     from src.errors import SketchError
     from src.web.app import create_app
     from src.web.deps import Engine
+    from src.web.header_timeout import protocol_with_header_timeout
     from src.web.settings import WebSettings
     from src.web.workers import serve_in_processes
 
@@ -104,7 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.workers == 1:
         uvicorn.run(
-            create_app(settings, engine), host=args.host, port=args.port, log_level=args.log_level
+            create_app(settings, engine),
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level,
+            http=protocol_with_header_timeout(settings.header_timeout_s),
         )
         return 0
     # Worker processes start from an import string and read their settings from the

@@ -195,6 +195,26 @@ class Engine:
             return self.render(sketch, heatmap)
         return await run_in_threadpool(self.render, sketch, heatmap)
 
+    async def within_deadline(self, function: Any, *args: Any) -> Any:
+        """``function(*args)`` in the threadpool, or 503 once ``request_timeout_s`` has passed.
+
+        The client gets its answer by the deadline either way. A thread cannot be stopped from
+        outside, so a late computation finishes in the background; the routes bound their work
+        before starting, which bounds how long that takes.
+        """
+        import asyncio
+
+        from starlette.concurrency import run_in_threadpool
+
+        limit = self.settings.request_timeout_s
+        try:
+            return await asyncio.wait_for(run_in_threadpool(function, *args), limit)
+        except TimeoutError as error:
+            raise ServiceUnavailableError(
+                f"the explanation took longer than the server's limit of {limit:g} s; send a "
+                "simpler drawing (fewer strokes or points) or raise SKETCH_REQUEST_TIMEOUT_S"
+            ) from error
+
     async def _await(self, future: Any) -> SketchResult:
         """The batch result awaited on the event loop, or 503 like ``_wait``."""
         import asyncio

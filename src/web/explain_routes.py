@@ -1,7 +1,10 @@
 """Sketch-explanation routes: stroke importance, the per-stroke timeline, and "why A not B".
 
-Plain ``def`` routes (run in the threadpool) over the core in ``src.explain``; they call the
-Explainer's cached Grad-CAMs directly, since each request is one batched call of its own.
+Each route runs its work in the threadpool under the server's per-request deadline
+(``Engine.within_deadline``) over the core in ``src.explain``; they call the Explainer's cached
+Grad-CAMs directly, since each request is one batched call of its own. The work of each is bounded
+before it starts: strokes and points by the request schema and settings, and the routes whose
+work grows faster than the points (the timeline, stroke importance) by their own limits below.
 """
 
 from __future__ import annotations
@@ -88,12 +91,34 @@ def _class_index(engine: Engine, choice: ClassChoice) -> int | None:
     return int(choice)
 
 
+# Stroke importance draws the sketch several times (once per stroke mask, once for the model, once
+# coloured at a larger size), so it allows fewer points than a plain prediction.
+MAX_EXPLAINED_POINTS = 20_000
+
+
+def _check_explained_points(strokes: list) -> None:
+    """Refuse (413) stroke importance for more points than the bound allows."""
+    points = sum(len(stroke[0]) for stroke in strokes if stroke)
+    if points > MAX_EXPLAINED_POINTS:
+        raise ImageTooLargeError(
+            f"stroke importance explains at most {MAX_EXPLAINED_POINTS:,} points "
+            f"({points:,} sent); simplify the strokes (Quick, Draw!'s simplified format has a few "
+            "dozen points a stroke)"
+        )
+
+
 @router.post("/explain_strokes", response_model=ExplainStrokesResponse)
-def explain_strokes(body: ExplainStrokesRequest, engine: EngineDep) -> ExplainStrokesResponse:
+async def explain_strokes(body: ExplainStrokesRequest, engine: EngineDep) -> ExplainStrokesResponse:
     """How much of a class's Grad-CAM map falls on each stroke (default the predicted class)."""
+    return await engine.within_deadline(_explain_strokes, body, engine)  # type: ignore[no-any-return]
+
+
+def _explain_strokes(body: ExplainStrokesRequest, engine: Engine) -> ExplainStrokesResponse:
+    """``/explain_strokes``'s work (in the threadpool)."""
     from src.visualization.overlay import to_png_bytes
 
     engine.model_input(None, body.strokes)  # validates the strokes and the point limit
+    _check_explained_points(body.strokes)
     wanted = _class_index(
         engine, body.class_name if body.class_name is not None else body.class_index
     )
@@ -134,8 +159,13 @@ def _check_timeline_work(strokes: list) -> None:
 
 
 @router.post("/timeline", response_model=TimelineResponse)
-def timeline(body: TimelineRequest, engine: EngineDep) -> TimelineResponse:
+async def timeline(body: TimelineRequest, engine: EngineDep) -> TimelineResponse:
     """The prediction, its confidence, the top classes and the map after each stroke."""
+    return await engine.within_deadline(_timeline, body, engine)  # type: ignore[no-any-return]
+
+
+def _timeline(body: TimelineRequest, engine: Engine) -> TimelineResponse:
+    """``/timeline``'s work (in the threadpool)."""
     engine.model_input(None, body.strokes)  # validates the strokes and the point limit
     _check_timeline_work(body.strokes)
     cam = engine.cam(body.method, body.layer)
@@ -161,8 +191,13 @@ def _pick_pair(probabilities: np.ndarray, first: int | None, second: int | None)
 
 
 @router.post("/compare", response_model=CompareResponse)
-def compare(body: CompareRequest, engine: EngineDep) -> CompareResponse:
+async def compare(body: CompareRequest, engine: EngineDep) -> CompareResponse:
     """Why class A and not class B: the contrastive map of logit(A) - logit(B), both ways."""
+    return await engine.within_deadline(_compare, body, engine)  # type: ignore[no-any-return]
+
+
+def _compare(body: CompareRequest, engine: Engine) -> CompareResponse:
+    """``/compare``'s work (in the threadpool)."""
     if len(engine.labels) < 2:
         raise SketchError("comparing needs a model with at least two classes")
     sketch = engine.model_input(body.image, body.strokes)

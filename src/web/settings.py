@@ -30,7 +30,11 @@ class WebSettings(BaseSettings):
     batch_max_size: int = Field(default=16, ge=1, le=256)
     # ...waiting at most this long for company once other requests are known to be on the way.
     batch_max_wait_ms: float = Field(default=5.0, ge=0.0, le=1000.0)
-    # Seconds a request waits for its batch before giving up with 503.
+    # A client that has not sent its complete request headers this long after connecting (or
+    # after its previous request) gets 408 and is disconnected (src.web.header_timeout).
+    header_timeout_s: float = Field(default=10.0, gt=0.0)
+    # Seconds a request waits for its batch, or an explanation route for its computation,
+    # before giving up with 503.
     request_timeout_s: float = Field(default=30.0, gt=0.0)
     default_method: str = "gradcam"
     # Returned PNGs are enlarged by this nearest-neighbour factor; 1 keeps the 64x64 model size

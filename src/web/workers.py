@@ -105,5 +105,15 @@ def _serve_one(host: str, port: int, log_level: str, tensorflow_threads: int) ->
         tf.config.threading.set_intra_op_parallelism_threads(tensorflow_threads)
         tf.config.threading.set_inter_op_parallelism_threads(tensorflow_threads)
 
-    config = uvicorn.Config(APP_FACTORY, factory=True, host=host, port=port, log_level=log_level)
+    from src.web.header_timeout import protocol_with_header_timeout
+    from src.web.settings import WebSettings
+
+    config = uvicorn.Config(
+        APP_FACTORY,
+        factory=True,
+        host=host,
+        port=port,
+        log_level=log_level,
+        http=protocol_with_header_timeout(WebSettings().header_timeout_s),
+    )
     uvicorn.Server(config).run(sockets=[reuse_port_socket(host, port)])
