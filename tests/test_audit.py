@@ -124,8 +124,9 @@ def _softmax_head(features, kernel: np.ndarray, bias: np.ndarray):  # type: igno
     return keras.layers.Activation("softmax", name="predictions")(logits)
 
 
-def build_ink_model():  # type: ignore[no-untyped-def]
-    """ "heavy" when ink covers more than 9% of the input (either polarity), else "light".
+def build_ink_model(threshold: float = 0.09):  # type: ignore[no-untyped-def]
+    """ "heavy" when ink covers more than ``threshold`` of the input (either polarity), else
+    "light".
 
     Ink share = min(mean x, mean(1 - x)): ink is the minority on both input paths.
     """
@@ -139,8 +140,9 @@ def build_ink_model():  # type: ignore[no-untyped-def]
         picks.append(pick(means))
         pick.set_weights([np.eye(2)[:, channel : channel + 1]])
     ink = keras.layers.Minimum()(picks)
-    # logit(heavy) = 200 * (ink - 0.09), logit(light) = 0.
-    return keras.Model(inputs, _softmax_head(ink, np.array([[200.0, 0.0]]), np.array([-18.0, 0])))
+    # logit(heavy) = 200 * (ink - threshold), logit(light) = 0.
+    bias = np.array([-200.0 * threshold, 0.0])
+    return keras.Model(inputs, _softmax_head(ink, np.array([[200.0, 0.0]]), bias))
 
 
 def build_aspect_model():  # type: ignore[no-untyped-def]
@@ -188,6 +190,18 @@ def ink_audit(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 @pytest.fixture(scope="module")
+def heavy_ink_audit(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    from src.visualization.gradcam import GradCAM
+
+    folder = tmp_path_factory.mktemp("heavy_ink_data")
+    _write_ndjson(folder / "heavy.ndjson", _rectangles(200, 200, 4))
+    classes = ("heavy", "light")
+    data = load_audit_data(folder, classes, 10)
+    model = build_ink_model(threshold=0.2)
+    return run_audit(GradCAM(model, layer_name="last_conv"), data, classes)
+
+
+@pytest.fixture(scope="module")
 def aspect_audit(tmp_path_factory: pytest.TempPathFactory) -> dict:
     from src.visualization.gradcam import GradCAM
 
@@ -206,11 +220,11 @@ def _top1(report: dict, factor: str, path: str) -> dict[str, float]:
     }
 
 
-@pytest.mark.parametrize("path", ["snippet", "to_model_input"])
-def test_ink_model_is_flagged_on_pen_width(ink_audit: dict, path: str) -> None:
+def test_ink_model_is_flagged_on_pen_width(ink_audit: dict) -> None:
     # A square outline of side a with pen w covers about 4 a w of the S x S input; a ~ 0.85 S:
     # pen 1/64 of the drawing -> 4 * 0.85^2 / 64 = 4.5% ink (< 9%: light, wrong), pen 1/8
     # -> about 30% (heavy, right), reference 1/20 -> 14% (heavy).
+    path = "snippet"
     top1 = _top1(ink_audit, "pen_width", path)
     assert top1["1/64"] == 0.0
     assert top1["1/8"] == 1.0 and top1["1/20"] == 1.0
@@ -220,6 +234,35 @@ def test_ink_model_is_flagged_on_pen_width(ink_audit: dict, path: str) -> None:
     assert flag["worst_level"] == "1/64"
     assert flag["absorbing_classes"] == [{"class": "light", "gained_wrong_predictions": 4}]
     assert ink_audit["factors"]["pen_width"]["flagged"] is True
+
+
+def test_to_model_input_widens_the_thin_pen_the_ink_model_reads(ink_audit: dict) -> None:
+    # to_model_input widens a pen under 3% of the fitted square to 4.5% of it (pen 1/64 and 1/40
+    # of the drawing here): their ink share comes back to about 14%, over the 9% threshold.
+    assert set(_top1(ink_audit, "pen_width", "to_model_input").values()) == {1.0}
+    assert [flag["path"] for flag in ink_audit["flags"] if flag["factor"] == "pen_width"] == [
+        "snippet"
+    ]
+
+
+def test_pen_width_beyond_the_widened_range_is_flagged_through_to_model_input(
+    heavy_ink_audit: dict,
+) -> None:
+    # At a 20% threshold only pens of 1/10 and 1/8 (about 24% and 30% ink) read as heavy; the
+    # widened thin pens (about 14%) and pens 1/28 to 1/14 (10% to 18%) read as light.
+    top1 = _top1(heavy_ink_audit, "pen_width", "to_model_input")
+    assert top1 == {
+        "1/64": 0.0,
+        "1/40": 0.0,
+        "1/28": 0.0,
+        "1/20": 0.0,
+        "1/14": 0.0,
+        "1/10": 1.0,
+        "1/8": 1.0,
+    }
+    flags = [flag for flag in heavy_ink_audit["flags"] if flag["factor"] == "pen_width"]
+    flag = next(flag for flag in flags if flag["path"] == "to_model_input")
+    assert flag["spread_points"] == 100.0
 
 
 def test_ink_model_keeps_its_answer_where_the_ink_share_is_fixed(ink_audit: dict) -> None:

@@ -17,7 +17,9 @@ from src.training.dataset import SketchData, Split
 PREPROCESSING = (
     "Every image goes through src.data.preprocess.to_model_input: grayscale (alpha composited on "
     "white), polarity from the border's median (ink becomes 1.0 on 0.0), ink cropped to its "
-    "bounding box, centred in a square with a 6% margin, area-averaged down to 28x28 (Google's "
+    "bounding box, centred in a square with a 6% margin (a pen thinner than 3% of that square, "
+    "estimated from the ink's distance transform, widened to 4.5% of it by a grey dilation), "
+    "area-averaged down to 28x28 (Google's "
     "numpy_bitmap resolution, so bitmaps, stroke renders and canvas PNGs share one look), then "
     "bilinear to 64x64, float32 (64,64,1). Strokes are rendered by src.data.raster.render_strokes "
     "at 64x64 (line width 3.0 px, calibrated to the bitmaps' ink mass) and then to_model_input. "
