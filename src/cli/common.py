@@ -14,6 +14,7 @@ from typing import Any
 from src.config import DEFAULT_LABELS_PATH, DEFAULT_MODEL_PATH, PROJECT_ROOT
 from src.data.labels import LabelMap
 from src.errors import SketchError
+from src.utils.output_errors import naming_target
 
 DEFAULT_OUTPUT_DIR = PROJECT_ROOT / "gradcam_results"
 DEFAULT_TOP_K = 3
@@ -190,8 +191,12 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
         with open(temporary, "wb") as stream:
             stream.write(data)
         os.replace(temporary, target)
+    except OSError as error:
+        # No half-written file is left behind, and the error names the file asked for.
+        temporary.unlink(missing_ok=True)
+        raise naming_target(error, target) from error
     except BaseException:
-        # Whatever went wrong (disk full, Ctrl-C), no half-written file is left behind.
+        # Ctrl-C mid-write: no half-written file either.
         temporary.unlink(missing_ok=True)
         raise
     return target

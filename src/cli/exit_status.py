@@ -82,10 +82,10 @@ def one_line(error: BaseException) -> str:
     if isinstance(error, KeyboardInterrupt):
         return "interrupted"
     if isinstance(error, OSError) and not isinstance(error, SketchError):
+        from src.utils.output_errors import fix_for
+
         where = f": {error.filename}" if error.filename else ""
-        return (
-            f"file system error{where}: {error.strerror or error} (check the path and permissions)"
-        )
+        return f"file system error{where}: {error.strerror or error} ({fix_for(error)})"
     text = " ".join(str(error).split())
     return text or type(error).__name__
 

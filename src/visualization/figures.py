@@ -18,6 +18,7 @@ if not os.environ.get("DISPLAY") and not os.environ.get("MPLBACKEND"):
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from src.utils.output_errors import naming_target  # noqa: E402
 from src.visualization.overlay import sketch_for_display  # noqa: E402
 
 
@@ -29,6 +30,8 @@ def save_atomically(figure: Any, path: str | Path, **savefig_kwargs: Any) -> Pat
     try:
         figure.savefig(temporary, format=target.suffix.lstrip(".") or "png", **savefig_kwargs)
         os.replace(temporary, target)
+    except OSError as error:
+        raise naming_target(error, target) from error
     finally:
         if temporary.exists():
             temporary.unlink()

@@ -404,5 +404,7 @@ def _write_overlays(items: list[tuple[str, Path, np.ndarray]], scale: int) -> li
         try:
             write_bytes_atomic(path, to_png_bytes(overlay, scale=scale))
         except OSError as error:
-            failures.append(Failure(source, f"overlay not written: {error.strerror or error}"))
+            failures.append(
+                Failure(source, f"overlay {path} not written: {error.strerror or error}")
+            )
     return failures
