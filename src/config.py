@@ -73,4 +73,6 @@ class TrainConfig:
     outlier_repeats: int = 2
     # Loss weight of an outlier relative to a known drawing.
     outlier_weight: float = 0.5
+    # Data-parallel over every local device (JAX backend; src/training/distribute.py).
+    distribute: bool = False
     model: ModelConfig = field(default_factory=ModelConfig)

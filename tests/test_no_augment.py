@@ -52,3 +52,21 @@ def test_no_augment_flag_turns_augmentation_off() -> None:
     assert (
         config_from_args(parser.parse_args(["--strokes_dir", "x", "--no_augment"])).augment is False
     )
+
+
+def test_short_last_batch_is_topped_up_to_a_multiple_of_the_devices() -> None:
+    from src.training.dataset import build_training_sequence
+
+    data, stored = _data()
+    # 8 items in batches of 6: the last batch has 2, topped up to 3 devices' worth.
+    sequence = build_training_sequence(data, 6, seed=0, augment=False, batch_multiple=3)
+    first, _, _ = sequence[0]
+    last, targets, weights = sequence[1]
+    assert len(first) == 6 and len(last) == 3 and len(targets) == len(weights) == 3
+    keys = [np.round(image[..., 0] * 255).astype(np.uint8).tobytes() for image in last]
+    # The extra item is the epoch's first one: every stored image is still fed, none invented.
+    first_keys = {np.round(image[..., 0] * 255).astype(np.uint8).tobytes() for image in first}
+    assert keys[2] in first_keys
+    assert {*keys, *first_keys} == {image.tobytes() for image in stored}
+    # Without a multiple the last batch keeps its natural size.
+    assert len(build_training_sequence(data, 6, seed=0, augment=False)[1][0]) == 2

@@ -13,30 +13,6 @@ from src.data.quickdraw import Drawing, write_ndjson
 from src.training.augment import augment_image, drop_stroke
 
 
-def _synthetic_strokes(kind: str, rng: np.random.Generator) -> list:
-    """A wobbly horizontal line, vertical line or plus sign: shapes a CNN separates easily."""
-    wobble = [int(v) for v in rng.integers(-6, 7, size=2)]
-    horizontal = [[0, 255], [128 + wobble[0], 128 + wobble[1]]]
-    vertical = [[128 + wobble[0], 128 + wobble[1]], [0, 255]]
-    return {"h": [horizontal], "v": [vertical], "plus": [horizontal, vertical]}[kind]
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """strokes/<class>.ndjson for three classes, and bitmaps/plus.npy for the cross-domain check."""
-    root = tmp_path_factory.mktemp("data")
-    rng = np.random.default_rng(0)
-    for kind in ("h", "v", "plus"):
-        drawings = [Drawing(kind, _synthetic_strokes(kind, rng), str(i)) for i in range(40)]
-        write_ndjson(drawings, root / "strokes" / f"{kind}.ndjson")
-    bitmaps = np.zeros((30, 28, 28), np.uint8)
-    bitmaps[:, 13:15, 2:26] = 255
-    bitmaps[:, 2:26, 13:15] = 255
-    (root / "bitmaps").mkdir()
-    np.save(root / "bitmaps" / "plus.npy", bitmaps.reshape(30, 784))
-    return root
-
-
 @pytest.mark.slow
 def test_short_training_run_learns(tiny_data: Path, tmp_path: Path) -> None:
     from src.training.train import train

@@ -436,12 +436,15 @@ def build_training_sequence(  # type: ignore[no-untyped-def]
     workers: int = 1,
     augment: bool = True,
     outlier_weight: float = 0.5,
+    batch_multiple: int = 1,
 ):
     """A ``keras.utils.PyDataset`` of augmented training batches (NumPy/Pillow: any backend).
 
     Each epoch visits every raster and every stroke drawing once (one random pre-rendered variant
     per drawing) in a new order, and jitters each image with ``augment_image``. Batches are
-    ``(images, soft targets, sample weights)``: outliers weigh ``outlier_weight``.
+    ``(images, soft targets, sample weights)``: outliers weigh ``outlier_weight``. A short last
+    batch is topped up from the start of the epoch's order to a multiple of ``batch_multiple``
+    (the devices that share each batch).
     """
     import keras
 
@@ -468,6 +471,9 @@ def build_training_sequence(  # type: ignore[no-untyped-def]
             # A per-batch generator keeps batches reproducible and thread-safe.
             rng = np.random.default_rng([seed, self.epoch, index])
             chosen = self.order[index * batch_size : (index + 1) * batch_size]
+            if len(chosen) % batch_multiple:
+                missing = batch_multiple - len(chosen) % batch_multiple
+                chosen = np.concatenate([chosen, np.resize(self.order, missing)])
             batch = np.empty((len(chosen), 64, 64, 1), np.float32)
             for slot, item in enumerate(chosen):
                 if item < n_raster:

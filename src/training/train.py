@@ -7,10 +7,13 @@ Writes ``<output_dir>/best_model.h5`` (best validation accuracy), the label mapp
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -61,6 +64,10 @@ def _validate(config: TrainConfig) -> None:
         raise ValueError("--cross_domain_train_percent must be between 0 and 100")
     if not 0 <= config.validation_fraction + config.test_fraction < 1:
         raise ValueError("validation and test fractions must add up to less than 1")
+    if config.distribute:
+        from src.training.distribute import check_backend
+
+        check_backend()
 
 
 def _compile(model, config: TrainConfig, steps_per_epoch: int) -> None:  # type: ignore[no-untyped-def]
@@ -99,8 +106,14 @@ def _time_limit_callback(max_minutes: float):  # type: ignore[no-untyped-def]
     return TimeLimit()
 
 
-def _fit(model, data: SketchData, config: TrainConfig, model_path: Path) -> dict:  # type: ignore[no-untyped-def]
-    """Run fit with early stopping and a best-checkpoint; returns the Keras history dict."""
+def _fit(  # type: ignore[no-untyped-def]
+    model, data: SketchData, config: TrainConfig, model_path: Path, replicas: int = 1
+) -> dict:
+    """Run fit with early stopping and a best-checkpoint; returns the Keras history dict.
+
+    ``replicas``: devices sharing each batch; every batch (the last one of an epoch and the
+    validation batches included) then holds a multiple of it, so each device gets an equal part.
+    """
     import keras
 
     sequence = build_training_sequence(
@@ -110,6 +123,7 @@ def _fit(model, data: SketchData, config: TrainConfig, model_path: Path) -> dict
         config.workers,
         augment=config.augment,
         outlier_weight=config.outlier_weight,
+        batch_multiple=replicas,
     )
     _compile(model, config, len(sequence))
     callbacks = [
@@ -129,12 +143,15 @@ def _fit(model, data: SketchData, config: TrainConfig, model_path: Path) -> dict
     if config.max_minutes > 0:
         callbacks.append(_time_limit_callback(config.max_minutes))
     validation = data.validation
+    # A multiple of the replicas, so the last validation batch splits evenly too.
+    kept = len(validation.labels) - len(validation.labels) % replicas
     history = model.fit(
         sequence,
         validation_data=(
-            validation.as_float(),
-            soft_targets(validation.labels, len(data.class_names)),
+            validation.as_float()[:kept],
+            soft_targets(validation.labels[:kept], len(data.class_names)),
         ),
+        validation_batch_size=config.batch_size,
         epochs=config.epochs,
         callbacks=callbacks,
         verbose=2 if os.environ.get("SKETCH_PROGRESS_BAR", "") != "1" else 1,
@@ -149,6 +166,23 @@ def _add_open_set(card: dict, model, data: SketchData) -> None:  # type: ignore[
     from src.evaluation.open_set import open_set_card
 
     card["open_set"] = open_set_card(model, data)
+
+
+@contextlib.contextmanager
+def _distribution(config: TrainConfig) -> Iterator[int]:
+    """Data parallel over every local device with ``--distribute``, else one device."""
+    if not config.distribute:
+        yield 1
+        return
+    from src.training.distribute import data_parallel
+
+    with data_parallel(config.batch_size) as replicas:
+        logger.info(
+            "data parallel over %d devices, %d images each per batch",
+            replicas,
+            config.batch_size // replicas,
+        )
+        yield replicas
 
 
 def train(config: TrainConfig) -> TrainResult:
@@ -176,17 +210,20 @@ def train(config: TrainConfig) -> TrainResult:
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     model_path = output_dir / MODEL_FILENAME
-    if config.init_model is not None:
-        model = keras.models.load_model(config.init_model, compile=False)
-        logger.info("fine-tuning %s", config.init_model)
-    else:
-        model = build_cnn(replace(config.model, num_classes=len(config.classes)))
-    history = _fit(model, data, config, model_path)
+    with _distribution(config) as replicas:
+        # Built inside the distribution's scope, so its variables are replicated on each device.
+        if config.init_model is not None:
+            model = keras.models.load_model(config.init_model, compile=False)
+            logger.info("fine-tuning %s", config.init_model)
+        else:
+            model = build_cnn(replace(config.model, num_classes=len(config.classes)))
+        history = _fit(model, data, config, model_path, replicas)
     training_seconds = time.perf_counter() - started
     # Evaluate the file actually shipped, which also proves it loads back.
     best = keras.models.load_model(model_path, compile=False)
     LabelMap(tuple(config.classes)).save(config.labels_path)
     card = build_model_card(best, data, config, history, training_seconds)
+    card["training"]["devices"] = replicas
     _add_open_set(card, best, data)
     card_path = output_dir / CARD_FILENAME
     if config.init_model is not None:
@@ -304,6 +341,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="percent of the strokes of bitmap classes (by key_id hash) that join training",
     )
     parser.add_argument(
+        "--distribute",
+        action="store_true",
+        help="data parallel over every local device (KERAS_BACKEND=jax); --batch_size is the "
+        "global batch, split evenly across the devices",
+    )
+    parser.add_argument(
         "--verbose", action="store_true", help="also show TensorFlow's own start-up messages"
     )
     return parser
@@ -336,6 +379,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         outlier_exposure=args.outlier_exposure,
         outliers_per_category=args.outliers_per_category,
         outlier_weight=args.outlier_weight,
+        distribute=args.distribute,
     )
 
 
@@ -345,10 +389,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_tensorflow_logging(args.verbose)
     config = config_from_args(args)
-    if args.evaluate_model is not None:
-        result = evaluate_trained(config, args.evaluate_model)
-    else:
-        result = train(config)
+    try:
+        if args.evaluate_model is not None:
+            result = evaluate_trained(config, args.evaluate_model)
+        else:
+            result = train(config)
+    except ValueError as error:
+        # A configuration that cannot train: one line naming the flag to fix, as argparse does.
+        sys.stderr.write(f"train: error: {error}\n")
+        return 2
     logger.info("wrote %s, %s and %s", result.model_path, result.labels_path, result.card_path)
     return 0
 
