@@ -96,8 +96,18 @@ def _validation_error(request: Request, error: RequestValidationError) -> JSONRe
     return error_response(422, "; ".join(problems) or "invalid request")
 
 
+# FastAPI's words for a body its JSON decoder gave up on (nesting beyond Python's recursion limit).
+UNPARSED_BODY = "There was an error parsing the body"
+
+
 def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
     """404, 405 and friends in the same JSON shape."""
+    if error.status_code == 400 and error.detail == UNPARSED_BODY:
+        return error_response(
+            400,
+            "request body could not be decoded as JSON (nested too deeply or malformed); send "
+            "a JSON object such as {\"strokes\": [[[x...], [y...]]]}",
+        )
     return error_response(error.status_code, str(error.detail))
 
 
