@@ -106,7 +106,7 @@ def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse
         return error_response(
             400,
             "request body could not be decoded as JSON (nested too deeply or malformed); send "
-            "a JSON object such as {\"strokes\": [[[x...], [y...]]]}",
+            'a JSON object such as {"strokes": [[[x...], [y...]]]}',
         )
     return error_response(error.status_code, str(error.detail))
 

@@ -35,7 +35,8 @@ def load_drawing(path: Path, index: int = 0) -> list[Any]:
     """The stroke list of drawing ``index`` in an .ndjson file, or of a .json stroke file.
 
     Raises:
-        DataFormatError: missing file, bad JSON, or index past the end.
+        DataFormatError: missing file, bad JSON, JSON that holds no stroke list, or index past
+            the end.
     """
     from src.data.quickdraw import read_ndjson
 
@@ -52,7 +53,7 @@ def load_drawing(path: Path, index: int = 0) -> list[Any]:
         raise DataFormatError(f"{path} is not JSON: {error}") from error
     strokes = data.get("drawing", data.get("strokes")) if isinstance(data, dict) else data
     if not isinstance(strokes, list):
-        raise InvalidImageError(f'{path}: expected [[xs, ys], ...] or {{"drawing": [...]}}')
+        raise DataFormatError(f'{path}: expected [[xs, ys], ...] or {{"drawing": [...]}}')
     return strokes
 
 
