@@ -127,14 +127,14 @@ def test_file_vanishing_mid_run(
 
     victim = good_images / "square" / "0.png"
     if when == "after listing":
-        discover = batch_command.discover_inputs
+        discover = batch_command.discover_sources
 
         def discover_then_delete(*args, **kwargs):  # type: ignore[no-untyped-def]
             found = discover(*args, **kwargs)
             victim.unlink()
             return found
 
-        monkeypatch.setattr(batch_command, "discover_inputs", discover_then_delete)
+        monkeypatch.setattr(batch_command, "discover_sources", discover_then_delete)
     else:
         load = preprocess.load_image
 

@@ -8,10 +8,12 @@ class of the label mapping; otherwise it is unknown.
 
 from __future__ import annotations
 
+import glob
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,8 +26,24 @@ DRAWING_SUFFIXES = (".ndjson",)
 BITMAP_SUFFIXES = (".npy",)
 # Quick, Draw! files hold 100,000+ drawings; an analysis report needs a sample, not all of them.
 DEFAULT_MAX_PER_FILE = 100
+# A list file: one input path per line (relative to the list's folder), "#" starts a comment.
+LIST_SUFFIXES = (".txt", ".list", ".lst")
+_GLOB_CHARACTERS = frozenset("*?[")
 # A copy number after the class in a file name: "apple_2", "apple-2", "apple 2", "apple (2)".
 _COPY_SUFFIX = re.compile(r"(?:[_\- ]\d+|\s*\(\d+\))$")
+
+
+@dataclass(frozen=True)
+class InputOrigin:
+    """What an input is made of, in a form another process can decode (Ray workers).
+
+    ``kind`` is "image" (``record`` None: the file at ``path``), "drawing" (``record`` the
+    strokes) or "bitmap" (``record`` the 28x28 uint8 array).
+    """
+
+    kind: str
+    path: Path
+    record: Any = None
 
 
 @dataclass(frozen=True)
@@ -37,6 +55,7 @@ class BatchInput:
     # load() returns the model input (64, 64, 1); load(size=S) the same sketch at (S, S, 1), for
     # models with other input sizes (compare-models).
     load: Callable[..., np.ndarray]
+    origin: InputOrigin | None = None
 
 
 @dataclass(frozen=True)
@@ -84,27 +103,100 @@ def discover_inputs(
     for path in _walk(root):
         if skipped and path.relative_to(root).parts[: len(skipped)] == skipped:
             continue
-        source = path.relative_to(root).as_posix()
         folder_class = _class_or_none(labels, path.parent.name) if path.parent != root else None
-        suffix = path.suffix.lower()
-        dangling = path.is_symlink() and not path.exists()
-        if not path.is_file() and not dangling:
-            # A FIFO named x.png would block the batch forever on open; say it was left out.
-            discovery.ignored.append(source)
-            continue
-        try:
-            if suffix in IMAGE_SUFFIXES:
-                true_class = folder_class or class_from_filename(path.stem, labels)
-                discovery.inputs.append(BatchInput(source, true_class, _image_loader(path)))
-            elif suffix in DRAWING_SUFFIXES:
-                _add_drawings(discovery, path, source, labels, max_per_file)
-            elif suffix in BITMAP_SUFFIXES:
-                _add_bitmaps(discovery, path, source, labels, folder_class, max_per_file)
-            else:
-                discovery.ignored.append(source)
-        except (SketchError, OSError, UnicodeDecodeError) as error:
-            discovery.failures.append(Failure(source, failure_reason(error)))
+        _add_path(
+            discovery, path, path.relative_to(root).as_posix(), folder_class, labels, max_per_file
+        )
     return discovery
+
+
+def discover_sources(
+    spec: Path,
+    labels: LabelMap,
+    max_per_file: int = DEFAULT_MAX_PER_FILE,
+    exclude: Path | None = None,
+) -> Discovery:
+    """``discover_inputs`` for a folder, and also a list file or a glob pattern of many files.
+
+    Args:
+        spec: a folder; a ``.txt``/``.list``/``.lst`` file naming one input per line (relative
+            paths are taken from the list's folder); or a pattern such as ``shards/*.ndjson``
+            (``**`` descends into folders).
+        labels, max_per_file, exclude: as in ``discover_inputs``.
+
+    Raises:
+        InvalidImageError: the folder or list file does not exist, or the pattern matches nothing.
+    """
+    if spec.is_dir():
+        return discover_inputs(spec, labels, max_per_file, exclude)
+    if spec.is_file() and spec.suffix.lower() in LIST_SUFFIXES:
+        return discover_files(_listed_paths(spec), labels, max_per_file)
+    if _GLOB_CHARACTERS & set(str(spec)):
+        matches = sorted(Path(name) for name in glob.glob(str(spec), recursive=True))
+        files = [path for path in matches if not path.is_dir()]
+        if not files:
+            raise InvalidImageError(f"no files match {spec} (check the pattern and quote it)")
+        return discover_files(files, labels, max_per_file)
+    return discover_inputs(spec, labels, max_per_file, exclude)
+
+
+def discover_files(
+    paths: Iterable[Path], labels: LabelMap, max_per_file: int = DEFAULT_MAX_PER_FILE
+) -> Discovery:
+    """Inputs from named files, in the given order (sources are the paths as given).
+
+    The true class comes from the parent folder's name, the file name or the drawing's word.
+    A missing file is listed as a failure.
+    """
+    discovery = Discovery()
+    for path in paths:
+        folder_class = _class_or_none(labels, path.parent.name)
+        _add_path(discovery, path, path.as_posix(), folder_class, labels, max_per_file)
+    return discovery
+
+
+def _listed_paths(list_file: Path) -> list[Path]:
+    """The paths named in a list file, relative ones resolved against the list's folder."""
+    try:
+        lines = list_file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise InvalidImageError(f"cannot read the input list {list_file}: {error}") from error
+    names = [line.strip() for line in lines]
+    return [list_file.parent / name for name in names if name and not name.startswith("#")]
+
+
+def _add_path(
+    discovery: Discovery,
+    path: Path,
+    source: str,
+    folder_class: str | None,
+    labels: LabelMap,
+    max_per_file: int,
+) -> None:
+    """Queue the inputs of one file, or list it as ignored or failed."""
+    suffix = path.suffix.lower()
+    dangling = path.is_symlink() and not path.exists()
+    if not path.exists() and not dangling:
+        discovery.failures.append(Failure(source, f"file not found: {path}"))
+        return
+    if not path.is_file() and not dangling:
+        # A FIFO named x.png would block the batch forever on open; say it was left out.
+        discovery.ignored.append(source)
+        return
+    try:
+        if suffix in IMAGE_SUFFIXES:
+            true_class = folder_class or class_from_filename(path.stem, labels)
+            discovery.inputs.append(
+                BatchInput(source, true_class, _image_loader(path), InputOrigin("image", path))
+            )
+        elif suffix in DRAWING_SUFFIXES:
+            _add_drawings(discovery, path, source, labels, max_per_file)
+        elif suffix in BITMAP_SUFFIXES:
+            _add_bitmaps(discovery, path, source, labels, folder_class, max_per_file)
+        else:
+            discovery.ignored.append(source)
+    except (SketchError, OSError, UnicodeDecodeError) as error:
+        discovery.failures.append(Failure(source, failure_reason(error)))
 
 
 def _parts_inside(root: Path, folder: Path | None) -> tuple[str, ...]:
@@ -174,6 +266,7 @@ def _add_drawings(
                 f"{source}#{number}",
                 _class_or_none(labels, drawing.word),
                 lambda size=IMAGE_SIZE, strokes=strokes: strokes_to_model_input(strokes, size),
+                InputOrigin("drawing", path, strokes),
             )
         )
     discovery.failures.extend(Failure(source, problem) for problem in report.problems)
@@ -202,6 +295,7 @@ def _add_bitmaps(
                 f"{source}#{number}",
                 true_class,
                 lambda size=IMAGE_SIZE, bitmap=bitmap: to_model_input(bitmap, size=size),
+                InputOrigin("bitmap", path, bitmap),
             )
         )
 

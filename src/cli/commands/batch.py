@@ -43,7 +43,7 @@ from src.cli.batch_inputs import (
     BatchInput,
     Discovery,
     Failure,
-    discover_inputs,
+    discover_sources,
     failure_reason,
 )
 from src.cli.batch_report import (
@@ -171,13 +171,52 @@ def register(subparsers: Any) -> None:
         default=default_workers(),
         help="threads for decoding and writing files (default: half the cores, at most 4)",
     )
+    add_ray_options(parser)
     parser.set_defaults(handler=run)
+
+
+def add_ray_options(parser: argparse.ArgumentParser) -> None:
+    """``--ray [ADDRESS]`` and the actor pool's size (read only when --ray is given)."""
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="explain on Ray (pip install -e '.[ray]'): alone, a local Ray on this machine's "
+        "cores; with an address (host:6379 or auto), join that cluster. Output gains "
+        "results.parquet, and a rerun on the same --output skips inputs already done",
+    )
+    parser.add_argument(
+        "--ray_actors",
+        "--ray-actors",
+        dest="ray_actors",
+        type=positive_int,
+        default=None,
+        help="model replicas (default: the cluster's CPUs (or GPUs) divided by one actor's)",
+    )
+    parser.add_argument(
+        "--ray_cpus_per_actor",
+        "--ray-cpus-per-actor",
+        dest="ray_cpus_per_actor",
+        type=positive_int,
+        default=1,
+        help="CPUs each replica reserves; TensorFlow's threads are sized to it (default 1)",
+    )
+    parser.add_argument(
+        "--ray_gpus_per_actor",
+        "--ray-gpus-per-actor",
+        dest="ray_gpus_per_actor",
+        type=float,
+        default=0.0,
+        help="GPUs each replica reserves (default 0; 0.5 puts two replicas on one GPU)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Handler: find the inputs (cheap checks first), load the engine, run, report."""
     labels = load_labels(args)
-    discovery = discover_inputs(args.images_dir, labels, args.max_per_file, args.output)
+    discovery = discover_sources(args.images_dir, labels, args.max_per_file, args.output)
     if not discovery.inputs and not discovery.failures:
         raise InvalidImageError(
             f"no sketches found under {args.images_dir}; supported: images (.png, .jpg, .bmp, "
@@ -196,7 +235,25 @@ def run(args: argparse.Namespace) -> int:
         confusion_figure=args.confusion_figure,
         order=args.order,
     )
-    summary = run_batch(engine, discovery, args.images_dir, output_dir, options)
+    if args.ray is not None:
+        # Imported here: ray stays out of every run that does not ask for it.
+        from src.cli.ray_batch import RayOptions, run_ray_batch
+
+        ray_options = RayOptions(
+            address=args.ray or None,
+            actors=args.ray_actors,
+            cpus_per_actor=args.ray_cpus_per_actor,
+            gpus_per_actor=args.ray_gpus_per_actor,
+        )
+        summary = run_ray_batch(
+            engine, discovery, args.images_dir, output_dir, options, ray_options
+        )
+        emit(
+            f"Ray: explained {summary['ray']['explained_now']} new inputs, "
+            f"{summary['ray']['resumed']} already done in {output_dir}"
+        )
+    else:
+        summary = run_batch(engine, discovery, args.images_dir, output_dir, options)
     emit(
         f"Explained {summary['succeeded']} of {summary['total']} inputs; "
         f"{summary['failed']} could not be read"
@@ -229,8 +286,6 @@ def run_batch(
     """
     from tqdm import tqdm
 
-    from src.cli.batch_html import render_report
-
     started, clock = datetime.now(UTC), time.monotonic()
     accumulator = BatchAccumulator(engine.class_names, engine.gradcam.input_size)
     accumulator.failures.extend(discovery.failures)
@@ -247,16 +302,40 @@ def run_batch(
     ):
         writes: list[Future[list[Failure]]] = []
         for chunk, decoded in _decoded_chunks(pool, chunks, options.workers):
-            written = _explain_chunk(engine, chunk, decoded, accumulator, namer, options)
+            written = explain_chunk(engine, chunk, decoded, accumulator, namer, options)
             # One task per worker and chunk: a future per image cost more than its PNG.
             writes.extend(
-                pool.submit(_write_overlays, part, options.overlay_scale)
+                pool.submit(write_overlays, part, options.overlay_scale)
                 for part in _split(written, options.workers)
             )
             bar.update(len(chunk))
         for write in writes:
             for failure in write.result():
                 accumulator.output_failed(failure.source, failure.reason)
+    return write_batch_outputs(
+        engine, accumulator, discovery, images_dir, output_dir, options, started, clock
+    )
+
+
+def write_batch_outputs(
+    engine: Explainer,
+    accumulator: BatchAccumulator,
+    discovery: Discovery,
+    images_dir: Path,
+    output_dir: Path,
+    options: BatchOptions,
+    started: datetime,
+    clock: float,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Mean maps, batch_summary.json/.csv, the confusion figure and report.html of a finished
+    batch (local or on Ray); ``extra`` adds fields to the summary.
+
+    Returns:
+        The summary written to batch_summary.json.
+    """
+    from src.cli.batch_html import render_report
+
     mean_maps = accumulator.write_mean_maps(output_dir, options.alpha, options.colormap)
     header = {
         "images_dir": str(images_dir),
@@ -269,6 +348,7 @@ def run_batch(
         "colormap": options.colormap,
         "ignored": discovery.ignored,
         "truncated_files": discovery.truncated,
+        **(extra or {}),
     }
     summary = build_summary(accumulator, mean_maps, header)
     if options.confusion_figure and summary["class_metrics"] is not None:
@@ -333,7 +413,7 @@ def _decoded_chunks(
         yield chunk, decoded
 
 
-def _explain_chunk(
+def explain_chunk(
     engine: Explainer,
     chunk: list[BatchInput],
     decoded: list[np.ndarray | Failure],
@@ -395,7 +475,7 @@ def _explain_chunk(
     ]
 
 
-def _write_overlays(items: list[tuple[str, Path, np.ndarray]], scale: int) -> list[Failure]:
+def write_overlays(items: list[tuple[str, Path, np.ndarray]], scale: int) -> list[Failure]:
     """Encode and write overlays atomically in a worker thread; a write error becomes a Failure."""
     from src.visualization.overlay import to_png_bytes
 

@@ -1,0 +1,387 @@
+"""The Ray side of ``batch --ray``: one stateful actor per model replica, and its part files.
+
+Each actor loads the model once into an ``Explainer`` and explains the batches Ray Data hands
+it with the local batch's own code (``explain_chunk``, ``write_overlays``), so overlays and
+records are the local run's. For every batch it writes, atomically:
+    results.parquet/part-<key>.parquet   one row per explained input (``RESULT_COLUMNS``)
+    mean_map_sums/part-<key>.npz         that batch's per-class and per-pair map sums
+``<key>`` is a hash of the batch's (source, content hash) pairs, so a batch retried after its
+actor died rewrites the same files instead of adding a second copy. The npz is written first:
+a parquet part present means its sums are too. To the driver it returns only a small status row
+per input (``STATUS_COLUMNS``); no map or image travels back.
+
+This module imports ray nowhere: the driver (``src.cli.ray_batch``) does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from src.cli.batch_inputs import BatchInput, Failure, failure_reason
+from src.cli.batch_report import BatchAccumulator, ImageRecord, _MeanMap
+from src.cli.common import write_bytes_atomic
+from src.data.labels import LabelMap
+from src.errors import SketchError
+
+logger = logging.getLogger(__name__)
+
+RESULTS_DIR = "results.parquet"
+SUMS_DIR = "mean_map_sums"
+# Pixels of the model input at or above this count as ink for a map's ink share.
+INK_LEVEL = 0.5
+STATUS_COLUMNS = ("source", "sha256", "status", "reason")
+RESULT_COLUMNS = (
+    "path",
+    "label",
+    "sha256",
+    "overlay",
+    "predicted_class",
+    "predicted_class_index",
+    "confidence",
+    "top_classes",
+    "top_class_indices",
+    "top_confidences",
+    "second_class",
+    "second_confidence",
+    "recognised",
+    "open_set_score",
+    "peak_row",
+    "peak_col",
+    "map_mean",
+    "ink_share",
+)
+
+
+def content_sha256(row: dict[str, Any]) -> str:
+    """The SHA-256 of an input's content: an image file's bytes, a drawing's strokes as JSON,
+    a bitmap's pixels (the resume key, with the source).
+
+    Raises:
+        OSError: an image file that cannot be read.
+    """
+    if row["kind"] == "image":
+        return hashlib.sha256(Path(row["path"]).read_bytes()).hexdigest()
+    return hashlib.sha256(row["payload"]).hexdigest()
+
+
+def decode_row(row: dict[str, Any], size: int) -> np.ndarray:
+    """The model input of a dataset row, through the local batch's preprocessing.
+
+    Raises:
+        SketchError, OSError, ValueError: an unreadable input (listed as a failure).
+    """
+    from src.data.preprocess import (
+        image_file_to_model_input,
+        strokes_to_model_input,
+        to_model_input,
+    )
+
+    if row["kind"] == "image":
+        return image_file_to_model_input(row["path"], size)
+    if row["kind"] == "drawing":
+        return strokes_to_model_input(json.loads(row["payload"]), size)
+    side = int(round(len(row["payload"]) ** 0.5))
+    bitmap = np.frombuffer(row["payload"], np.uint8).reshape(side, side)
+    return to_model_input(bitmap, size=size)
+
+
+def part_key(pairs: list[tuple[str, str]]) -> str:
+    """A name for a batch's part files that depends only on the inputs it explained."""
+    digest = hashlib.sha256()
+    for source, sha in sorted(pairs):
+        digest.update(f"{source}\0{sha}\n".encode())
+    return digest.hexdigest()[:32]
+
+
+class _FixedNamer:
+    """Overlay paths chosen by the driver (``OverlayNamer`` in input order, as a local run)."""
+
+    def __init__(self, directory: Path, names: dict[str, str]) -> None:
+        self.directory = directory
+        self.names = names
+
+    def path_for(self, source: str) -> Path:
+        """The overlay path the driver gave ``source``."""
+        return self.directory / self.names[source]
+
+
+class _MapSummaries(BatchAccumulator):
+    """A BatchAccumulator that also keeps each explained input's map summary."""
+
+    def __init__(self, class_names: tuple[str, ...], image_shape: tuple[int, int]) -> None:
+        super().__init__(class_names, image_shape)
+        self.map_summary: dict[str, dict[str, Any]] = {}
+
+    def add(self, records: list[ImageRecord], images: np.ndarray, heatmaps: np.ndarray) -> None:
+        """Fold the maps into the sums, and summarise each map for results.parquet."""
+        super().add(records, images, heatmaps)
+        for record, image, heatmap in zip(records, images, heatmaps):
+            self.map_summary[record.source] = map_summary(image, heatmap)
+
+
+def map_summary(image: np.ndarray, heatmap: np.ndarray) -> dict[str, Any]:
+    """Peak location, mean, and the share of the map's mass on the sketch's ink (None for an
+    all-zero map)."""
+    peak_row, peak_col = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
+    total = float(heatmap.sum(dtype=np.float64))
+    ink = image.reshape(heatmap.shape) >= INK_LEVEL
+    return {
+        "peak_row": int(peak_row),
+        "peak_col": int(peak_col),
+        "map_mean": float(heatmap.mean(dtype=np.float64)),
+        "ink_share": float(heatmap[ink].sum(dtype=np.float64)) / total if total > 0 else None,
+    }
+
+
+def sums_to_npz(accumulator: BatchAccumulator) -> bytes:
+    """The accumulator's per-class and per-pair running sums as npz bytes."""
+    shape = (0, *accumulator.image_shape)
+
+    def stack(means: list[_MeanMap], part: str) -> np.ndarray:
+        return np.stack([getattr(mean, part) for mean in means]) if means else np.zeros(shape)
+
+    classes = sorted(accumulator.by_predicted)
+    pairs = sorted(accumulator.by_pair)
+    class_means = [accumulator.by_predicted[index] for index in classes]
+    pair_means = [accumulator.by_pair[pair] for pair in pairs]
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        class_indices=np.array(classes, np.int64),
+        class_heatmaps=stack(class_means, "heatmap_sum"),
+        class_images=stack(class_means, "image_sum"),
+        class_counts=np.array([mean.count for mean in class_means], np.int64),
+        pair_names=np.array(pairs, dtype=str).reshape(-1, 2),
+        pair_heatmaps=stack(pair_means, "heatmap_sum"),
+        pair_images=stack(pair_means, "image_sum"),
+        pair_counts=np.array([mean.count for mean in pair_means], np.int64),
+    )
+    return buffer.getvalue()
+
+
+def add_sums(accumulator: BatchAccumulator, npz_path: Path) -> None:
+    """Fold a part's sums (``sums_to_npz``) into the driver's accumulator."""
+    with np.load(npz_path, allow_pickle=False) as sums:
+        groups = [
+            (accumulator.by_predicted, [int(i) for i in sums["class_indices"]], "class"),
+            (accumulator.by_pair, [tuple(pair) for pair in sums["pair_names"].tolist()], "pair"),
+        ]
+        for target, keys, prefix in groups:
+            heatmaps, images = sums[f"{prefix}_heatmaps"], sums[f"{prefix}_images"]
+            counts = sums[f"{prefix}_counts"]
+            for position, key in enumerate(keys):
+                mean = target.setdefault(key, _MeanMap(accumulator.image_shape))  # type: ignore[arg-type]
+                mean.heatmap_sum += heatmaps[position]
+                mean.image_sum += images[position]
+                mean.count += int(counts[position])
+
+
+def result_row(record: ImageRecord, sha: str, summary: dict[str, Any]) -> dict[str, Any]:
+    """One results.parquet row."""
+    top = record.top_predictions
+    return {
+        "path": record.source,
+        "label": record.true_class,
+        "sha256": sha,
+        "overlay": record.overlay,
+        "predicted_class": record.predicted_class,
+        "predicted_class_index": record.predicted_class_index,
+        "confidence": record.confidence,
+        "top_classes": [entry["class_name"] for entry in top],
+        "top_class_indices": [entry["class_index"] for entry in top],
+        "top_confidences": [entry["confidence"] for entry in top],
+        "second_class": record.second_class,
+        "second_confidence": record.second_confidence,
+        "recognised": record.recognised,
+        "open_set_score": record.open_set_score,
+        **summary,
+    }
+
+
+def record_from_row(row: dict[str, Any]) -> ImageRecord:
+    """The ImageRecord of a results.parquet row (for batch_summary.json and report.html)."""
+    top = [
+        {"rank": rank, "class_name": name, "class_index": index, "confidence": confidence}
+        for rank, (name, index, confidence) in enumerate(
+            zip(row["top_classes"], row["top_class_indices"], row["top_confidences"]), start=1
+        )
+    ]
+    return ImageRecord(
+        source=row["path"],
+        overlay=row["overlay"],
+        true_class=row["label"],
+        predicted_class=row["predicted_class"],
+        predicted_class_index=row["predicted_class_index"],
+        confidence=row["confidence"],
+        top_predictions=top,
+        second_class=row["second_class"],
+        second_confidence=row["second_confidence"],
+        recognised=row["recognised"],
+        open_set_score=row["open_set_score"],
+    )
+
+
+def limit_tensorflow_threads(cpus: int) -> None:
+    """Size TensorFlow's thread pools to the CPUs Ray reserved for this actor, so replicas on
+    one machine do not each spread over every core and fight over them."""
+    os.environ["OMP_NUM_THREADS"] = str(cpus)
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(cpus)
+        tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, cpus)))
+    except RuntimeError:
+        # TensorFlow was already initialised in this process; its pools stay as they are.
+        logger.warning("TensorFlow threads already set in this process; not resized to %d", cpus)
+
+
+class ExplainActor:
+    """A model replica: ``map_batches`` calls it with a pyarrow batch of dataset rows.
+
+    Args:
+        model_path, class_names, method, layer: the model and how to explain it.
+        options: the run's ``BatchOptions`` (top-k, colours, overlay scale).
+        output_dir: where overlays and part files go (shared storage on a cluster).
+        overlay_names: source -> overlay file name, chosen by the driver.
+        done: a one-element list holding the ObjectRef of the (source, sha256) pairs already
+            explained in this output folder (a list, so Ray passes the ref, not its value).
+        cpus: CPUs reserved for the actor (TensorFlow's threads).
+    """
+
+    def __init__(
+        self,
+        model_path: str,
+        class_names: tuple[str, ...],
+        method: str,
+        layer: str | None,
+        options: Any,
+        output_dir: str,
+        overlay_names: list[Any],
+        done: list[Any],
+        cpus: int,
+    ) -> None:
+        import ray
+
+        limit_tensorflow_threads(cpus)
+        from src.visualization.explainer import Explainer
+
+        self.explainer = Explainer.from_files(
+            model_path, LabelMap(tuple(class_names)), method, layer
+        )
+        self.explainer.cam()
+        self.options = options
+        self.output_dir = Path(output_dir)
+        self.namer = _FixedNamer(self.output_dir / "overlays", ray.get(overlay_names[0]))
+        self.done: frozenset[tuple[str, str]] = ray.get(done[0])
+
+    def __call__(self, batch: Any) -> Any:
+        """Explain a batch's new inputs; return one status row per input."""
+        import pyarrow as pa
+
+        from src.cli.commands.batch import explain_chunk, write_overlays
+
+        statuses: list[dict[str, Any]] = []
+        chunk: list[BatchInput] = []
+        decoded: list[np.ndarray | Failure] = []
+        hashes: dict[str, str] = {}
+        for row in batch.to_pylist():
+            source = row["source"]
+            try:
+                sha = content_sha256(row)
+            except OSError as error:
+                statuses.append(_status(source, "", "failed", failure_reason(error)))
+                continue
+            if (source, sha) in self.done:
+                statuses.append(_status(source, sha, "skipped"))
+                continue
+            hashes[source] = sha
+            chunk.append(BatchInput(source, row["true_class"], _not_loaded))
+            try:
+                decoded.append(decode_row(row, self.explainer.input_size))
+            except (SketchError, OSError, ValueError) as error:
+                decoded.append(Failure(source, failure_reason(error)))
+        accumulator = _MapSummaries(self.explainer.class_names, self.explainer.gradcam.input_size)
+        written = explain_chunk(
+            self.explainer, chunk, decoded, accumulator, self.namer, self.options
+        )
+        for failure in write_overlays(written, self.options.overlay_scale):
+            accumulator.output_failed(failure.source, failure.reason)
+        if accumulator.records:
+            self._write_part(accumulator, hashes)
+        statuses.extend(
+            _status(record.source, hashes[record.source], "explained")
+            for record in accumulator.records
+        )
+        statuses.extend(
+            _status(failure.source, hashes.get(failure.source, ""), "failed", failure.reason)
+            for failure in accumulator.failures
+        )
+        return pa.Table.from_pylist(statuses, schema=status_schema())
+
+    def _write_part(self, accumulator: _MapSummaries, hashes: dict[str, str]) -> None:
+        """The batch's sums, then its results part (the part's presence marks it done)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        key = part_key([(record.source, hashes[record.source]) for record in accumulator.records])
+        write_bytes_atomic(self.output_dir / SUMS_DIR / f"part-{key}.npz", sums_to_npz(accumulator))
+        rows = [
+            result_row(record, hashes[record.source], accumulator.map_summary[record.source])
+            for record in accumulator.records
+        ]
+        buffer = pa.BufferOutputStream()
+        pq.write_table(pa.Table.from_pylist(rows, schema=result_schema()), buffer)
+        path = self.output_dir / RESULTS_DIR / f"part-{key}.parquet"
+        write_bytes_atomic(path, buffer.getvalue().to_pybytes())
+
+
+def _not_loaded(*_: Any, **__: Any) -> np.ndarray:
+    """BatchInput.load for rows the actor decodes itself (never called)."""
+    raise AssertionError("Ray rows are decoded by decode_row")
+
+
+def _status(source: str, sha: str, status: str, reason: str | None = None) -> dict[str, Any]:
+    return {"source": source, "sha256": sha, "status": status, "reason": reason}
+
+
+def status_schema() -> Any:
+    """The pyarrow schema of the rows actors return to the driver."""
+    import pyarrow as pa
+
+    return pa.schema([(name, pa.string()) for name in STATUS_COLUMNS])
+
+
+def result_schema() -> Any:
+    """The pyarrow schema of results.parquet."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("path", pa.string()),
+            ("label", pa.string()),
+            ("sha256", pa.string()),
+            ("overlay", pa.string()),
+            ("predicted_class", pa.string()),
+            ("predicted_class_index", pa.int64()),
+            ("confidence", pa.float64()),
+            ("top_classes", pa.list_(pa.string())),
+            ("top_class_indices", pa.list_(pa.int64())),
+            ("top_confidences", pa.list_(pa.float64())),
+            ("second_class", pa.string()),
+            ("second_confidence", pa.float64()),
+            ("recognised", pa.bool_()),
+            ("open_set_score", pa.float64()),
+            ("peak_row", pa.int64()),
+            ("peak_col", pa.int64()),
+            ("map_mean", pa.float64()),
+            ("ink_share", pa.float64()),
+        ]
+    )

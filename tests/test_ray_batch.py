@@ -1,0 +1,271 @@
+"""``batch --ray``: the same answers and maps as the local batch, resume, actor death, bad input.
+
+One local Ray (2 CPUs, no dashboard) serves the whole module and is shut down after it. Models
+and sketches are the tiny ones of tests/conftest.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from src.cli.exit_status import ExitStatus
+from src.cli.gradcam_analysis import main
+from src.config import PROJECT_ROOT
+from tests.conftest import STROKES_BY_CLASS
+
+ray = pytest.importorskip("ray")
+pq = pytest.importorskip("pyarrow.parquet")
+
+pytestmark = pytest.mark.slow
+
+CRASH_SOURCE = "drawings.ndjson#2"
+
+
+@pytest.fixture(scope="module")
+def crash_marker(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("crash") / "crashed"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray(crash_marker: Path):  # type: ignore[no-untyped-def]
+    """A local Ray with 2 CPUs for the module; workers import this checkout's code."""
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        logging_level="ERROR",
+        log_to_driver=False,
+        runtime_env={
+            "env_vars": {
+                "PYTHONPATH": str(PROJECT_ROOT),
+                "SKETCHCAM_TEST_CRASH_MARKER": str(crash_marker),
+                "SKETCHCAM_TEST_CRASH_SOURCE": CRASH_SOURCE,
+            }
+        },
+    )
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def inputs(sketch_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Class-named PNG folders, an .ndjson of three drawings, an .npy of two bitmaps, and one
+    corrupt PNG."""
+    root = tmp_path_factory.mktemp("ray_inputs")
+    shutil.copytree(sketch_model_dir / "sketches", root, dirs_exist_ok=True)
+    with open(root / "drawings.ndjson", "w") as stream:
+        for word, draw in STROKES_BY_CLASS.items():
+            stream.write(json.dumps({"word": word, "drawing": draw()}) + "\n")
+    bitmaps = np.zeros((2, 784), np.uint8)
+    bitmaps[0, 28 * 10 : 28 * 12] = 255  # a horizontal bar
+    bitmaps[1, 14::28] = 255  # a vertical bar
+    np.save(root / "line.npy", bitmaps)
+    (root / "square" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    return root
+
+
+def batch(model_dir: Path, images: Path, output: Path, *extra: str) -> int:
+    return main(
+        [
+            "--model", str(model_dir / "model.h5"), "--labels", str(model_dir / "label_mapping.json"),
+            "--output", str(output), "batch", "--images_dir", str(images), "--batch_size", "4",
+            *extra,
+        ]
+    )  # fmt: skip
+
+
+def summary_of(output: Path) -> dict:
+    return json.loads((output / "batch_summary.json").read_text())
+
+
+def parquet_rows(output: Path) -> list[dict]:
+    return pq.read_table(output / "results.parquet").to_pylist()
+
+
+def pixels(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.int16)
+
+
+@pytest.fixture(scope="module")
+def local_output(sketch_model_dir: Path, inputs: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    output = tmp_path_factory.mktemp("local") / "out"
+    assert batch(sketch_model_dir, inputs, output) == ExitStatus.PARTIAL_FAILURE
+    return output
+
+
+@pytest.fixture(scope="module")
+def ray_output(sketch_model_dir: Path, inputs: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    output = tmp_path_factory.mktemp("ray") / "out"
+    assert batch(sketch_model_dir, inputs, output, "--ray") == ExitStatus.PARTIAL_FAILURE
+    return output
+
+
+def test_ray_gives_the_local_predictions_files_and_failures(
+    local_output: Path, ray_output: Path
+) -> None:
+    local, distributed = summary_of(local_output), summary_of(ray_output)
+    assert distributed["succeeded"] == local["succeeded"] == 6 + 3 + 2
+    assert [image["source"] for image in distributed["images"]] == [
+        image["source"] for image in local["images"]
+    ]
+    for mine, theirs in zip(distributed["images"], local["images"]):
+        assert mine["predicted_class"] == theirs["predicted_class"]
+        assert mine["overlay"] == theirs["overlay"]
+        assert mine["true_class"] == theirs["true_class"]
+        assert [p["class_name"] for p in mine["top_predictions"]] == [
+            p["class_name"] for p in theirs["top_predictions"]
+        ]
+        assert mine["confidence"] == pytest.approx(theirs["confidence"], abs=1e-5)
+        assert mine["recognised"] == theirs["recognised"]
+    # The broken file fails alone, listed as in the local run.
+    assert [f["source"] for f in distributed["failures"]] == ["square/broken.png"]
+    assert [f["source"] for f in local["failures"]] == ["square/broken.png"]
+    assert (
+        distributed["class_metrics"]["confusion_matrix"]
+        == local["class_metrics"]["confusion_matrix"]
+    )
+    for image in local["images"]:
+        difference = pixels(ray_output / image["overlay"]) - pixels(local_output / image["overlay"])
+        assert np.abs(difference).max() <= 1, image["source"]
+    assert distributed["mean_maps"] == local["mean_maps"]
+    for entry in local["mean_maps"].values():
+        difference = pixels(ray_output / entry["file"]) - pixels(local_output / entry["file"])
+        assert np.abs(difference).max() <= 1, entry["file"]
+    for name in ("report.html", "batch_summary.csv"):
+        assert (ray_output / name).is_file()
+
+
+def test_results_parquet_has_one_row_per_input_and_the_maps_summaries(
+    sketch_model_dir: Path, inputs: Path, ray_output: Path
+) -> None:
+    from src.data.preprocess import (
+        image_file_to_model_input,
+        strokes_to_model_input,
+        to_model_input,
+    )
+    from src.visualization.explainer import Explainer
+
+    rows = {row["path"]: row for row in parquet_rows(ray_output)}
+    assert len(rows) == 11 and len(parquet_rows(ray_output)) == 11
+    # Model inputs decoded here, independently of the Ray rows, and explained one at a time.
+    images = {
+        f"{c}/{n}.png": image_file_to_model_input(inputs / c / f"{n}.png")
+        for c in STROKES_BY_CLASS
+        for n in (0, 1)
+    }
+    for number, draw in enumerate(STROKES_BY_CLASS.values(), start=1):
+        images[f"drawings.ndjson#{number}"] = strokes_to_model_input(draw())
+    for number, bitmap in enumerate(np.load(inputs / "line.npy"), start=1):
+        images[f"line.npy#{number}"] = to_model_input(bitmap.reshape(28, 28))
+    explainer = Explainer.from_files(
+        sketch_model_dir / "model.h5", sketch_model_dir / "label_mapping.json"
+    )
+    assert set(images) == set(rows)
+    for source, image in images.items():
+        result = explainer.explain(image[np.newaxis])
+        heatmap = result.heatmaps[0].astype(np.float64)
+        row = rows[source]
+        assert row["predicted_class_index"] == int(np.argmax(result.probabilities[0]))
+        assert row["map_mean"] == pytest.approx(heatmap.mean(), abs=1e-5)
+        ink = image[..., 0] >= 0.5
+        assert row["ink_share"] == pytest.approx(heatmap[ink].sum() / heatmap.sum(), abs=1e-5)
+        peak = heatmap[row["peak_row"], row["peak_col"]]
+        assert peak == pytest.approx(heatmap.max(), abs=1e-5)
+        assert row["top_confidences"][0] == pytest.approx(
+            float(result.probabilities[0].max()), abs=1e-5
+        )
+        assert len(row["sha256"]) == 64
+    with open(inputs / "circle" / "0.png", "rb") as stream:
+        import hashlib
+
+        assert rows["circle/0.png"]["sha256"] == hashlib.sha256(stream.read()).hexdigest()
+
+
+def test_rerun_skips_done_inputs_and_a_partial_folder_does_only_the_rest(
+    sketch_model_dir: Path, inputs: Path, ray_output: Path, tmp_path: Path
+) -> None:
+    output = tmp_path / "out"
+    shutil.copytree(ray_output, output)
+    before = sorted((row["path"], row["confidence"]) for row in parquet_rows(output))
+    assert batch(sketch_model_dir, inputs, output, "--ray") == ExitStatus.PARTIAL_FAILURE
+    again = summary_of(output)
+    assert again["ray"]["explained_now"] == 0
+    assert again["ray"]["resumed"] == 11
+    assert again["succeeded"] == 11
+    assert sorted((row["path"], row["confidence"]) for row in parquet_rows(output)) == before
+    # Lose one part: only its inputs are explained again.
+    parts = sorted((output / "results.parquet").glob("part-*.parquet"))
+    lost = pq.read_table(parts[0]).num_rows
+    parts[0].unlink()
+    assert batch(sketch_model_dir, inputs, output, "--ray") == ExitStatus.PARTIAL_FAILURE
+    resumed = summary_of(output)
+    assert resumed["ray"]["explained_now"] == lost
+    assert resumed["ray"]["resumed"] == 11 - lost
+    assert sorted((row["path"], row["confidence"]) for row in parquet_rows(output)) == before
+    assert resumed["mean_maps"] == summary_of(ray_output)["mean_maps"]
+
+
+def test_an_actor_killed_mid_run_is_replaced_and_every_input_is_explained_once(
+    sketch_model_dir: Path, inputs: Path, crash_marker: Path, tmp_path: Path
+) -> None:
+    from src.cli.batch_inputs import discover_sources
+    from src.cli.commands.batch import BatchOptions
+    from src.cli.common import prepare_output_dir
+    from src.cli.ray_batch import RayOptions, run_ray_batch
+    from src.visualization.explainer import Explainer
+    from tests.ray_crash_actor import CrashOnceActor
+
+    explainer = Explainer.from_files(
+        sketch_model_dir / "model.h5", sketch_model_dir / "label_mapping.json"
+    )
+    discovery = discover_sources(inputs, explainer.labels)
+    output = prepare_output_dir(tmp_path / "out")
+    summary = run_ray_batch(
+        explainer,
+        discovery,
+        inputs,
+        output,
+        BatchOptions(batch_size=4, progress=False),
+        RayOptions(actors=2, actor_class=CrashOnceActor),
+    )
+    assert crash_marker.is_file()  # the actor did die on its batch
+    assert int(crash_marker.read_text()) != os.getpid()
+    sources = [row["path"] for row in parquet_rows(output)]
+    assert sorted(sources) == sorted(set(sources))
+    assert len(sources) == 11 and CRASH_SOURCE in sources
+    assert summary["succeeded"] == 11 and summary["ray"]["explained_now"] == 11
+
+
+def test_ray_stays_out_of_start_up_and_its_absence_is_one_line(
+    sketch_model_dir: Path, inputs: Path, tmp_path: Path
+) -> None:
+    code = (
+        "import sys; from src.cli.gradcam_analysis import build_parser; build_parser(); "
+        "import src.cli.commands.batch; print('ray' in sys.modules)"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+    )
+    assert loaded.stdout.strip() == "False"
+    hide_ray = (
+        "import sys; sys.modules['ray'] = None; from src.cli.gradcam_analysis import main; "
+        f"sys.exit(main(['--model', {str(sketch_model_dir / 'model.h5')!r}, '--labels', "
+        f"{str(sketch_model_dir / 'label_mapping.json')!r}, '--output', {str(tmp_path)!r}, "
+        f"'batch', '--images_dir', {str(inputs)!r}, '--ray']))"
+    )
+    missing = subprocess.run(
+        [sys.executable, "-c", hide_ray], cwd=PROJECT_ROOT, capture_output=True, text=True
+    )
+    assert missing.returncode == ExitStatus.ERROR
+    assert missing.stderr.strip().splitlines() == [
+        "gradcam_analysis: error: --ray needs Ray: install with pip install -e '.[ray]'"
+    ]
