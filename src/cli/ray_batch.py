@@ -131,6 +131,8 @@ def _connect(ray: Any, ray_options: RayOptions) -> bool:
     """Join the cluster at the address, or start a local Ray; True when this call started it."""
     if ray.is_initialized():
         return False
+    # Ray Data's per-run INFO lines (plan, timing) would mix with the command's own output.
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
     if ray_options.address:
         # Every node imports the installed project (pip install -e '.[ray]' on each machine).
         ray.init(address=ray_options.address, logging_level=logging.WARNING)
@@ -139,6 +141,8 @@ def _connect(ray: Any, ray_options: RayOptions) -> bool:
             num_cpus=os.cpu_count() or 1,
             include_dashboard=False,
             logging_level=logging.WARNING,
+            # The actors' own output (TensorFlow's start-up lines) stays in Ray's log files.
+            log_to_driver=False,
             # Local workers import this checkout's code, whatever else is installed.
             runtime_env={"env_vars": {"PYTHONPATH": str(PROJECT_ROOT)}},
         )
@@ -225,7 +229,7 @@ def _run_pass(
         },
         batch_size=options.batch_size,
         batch_format="pyarrow",
-        concurrency=actors,
+        compute=ray.data.ActorPoolStrategy(size=actors),
         num_cpus=ray_options.cpus_per_actor,
         num_gpus=ray_options.gpus_per_actor or None,
     )

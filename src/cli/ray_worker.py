@@ -232,7 +232,10 @@ def record_from_row(row: dict[str, Any]) -> ImageRecord:
 def limit_tensorflow_threads(cpus: int) -> None:
     """Size TensorFlow's thread pools to the CPUs Ray reserved for this actor, so replicas on
     one machine do not each spread over every core and fight over them."""
+    from src.utils.tensorflow_logging import configure_tensorflow_logging
+
     os.environ["OMP_NUM_THREADS"] = str(cpus)
+    configure_tensorflow_logging()
     import tensorflow as tf
 
     try:
