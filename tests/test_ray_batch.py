@@ -269,3 +269,28 @@ def test_ray_stays_out_of_start_up_and_its_absence_is_one_line(
     assert missing.stderr.strip().splitlines() == [
         "gradcam_analysis: error: --ray needs Ray: install with pip install -e '.[ray]'"
     ]
+
+
+def test_an_input_whose_content_changed_is_explained_again_and_counted_once(
+    sketch_model_dir: Path, inputs: Path, tmp_path: Path
+) -> None:
+    import hashlib
+
+    folder = tmp_path / "inputs"
+    shutil.copytree(inputs, folder)
+    output = tmp_path / "out"
+    assert batch(sketch_model_dir, folder, output, "--ray") == ExitStatus.PARTIAL_FAILURE
+    changed = folder / "circle" / "0.png"
+    shutil.copyfile(folder / "square" / "0.png", changed)
+    assert batch(sketch_model_dir, folder, output, "--ray") == ExitStatus.PARTIAL_FAILURE
+    summary = summary_of(output)
+    rows = [row for row in parquet_rows(output) if row["path"] == "circle/0.png"]
+    assert [row["sha256"] for row in rows] == [hashlib.sha256(changed.read_bytes()).hexdigest()]
+    assert len(parquet_rows(output)) == summary["succeeded"] == 11
+    # circle/0.png is the first input in sorted order: its part held the first block of 4
+    # (circle/0.png, circle/1.png, drawings.ndjson#1 and #2), all explained again.
+    assert summary["ray"]["explained_now"] == 4
+    square = next(image for image in summary["images"] if image["source"] == "square/0.png")
+    circle = next(image for image in summary["images"] if image["source"] == "circle/0.png")
+    assert circle["predicted_class"] == square["predicted_class"]
+    assert circle["confidence"] == pytest.approx(square["confidence"], abs=1e-6)

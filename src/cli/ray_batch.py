@@ -23,7 +23,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -93,23 +93,22 @@ def run_ray_batch(
     started_here = _connect(ray, ray_options)
     try:
         rows, overlay_names = _dataset_rows(discovery, output_dir)
+        # In the object store once for every pass; the driver keeps only the reference.
+        names_ref = ray.put(overlay_names)
+        del overlay_names
         explained_now, resumed, actors = 0, 0, 0
         # A second pass only when parts held inputs that changed or left the folder.
         for _ in range(2):
             done = _done_pairs(output_dir)
-            statuses, actors = _run_pass(
-                ray, engine, rows, overlay_names, done, output_dir, options, ray_options
+            outcome, actors = _run_pass(
+                ray, engine, rows, names_ref, done, output_dir, options, ray_options
             )
-            explained_now += sum(status["status"] == "explained" for status in statuses.values())
-            resumed = sum(status["status"] == "skipped" for status in statuses.values())
-            current = {
-                source: status["sha256"]
-                for source, status in statuses.items()
-                if status["status"] != "failed"
-            }
+            explained_now += outcome.explained
+            resumed = outcome.skipped
+            current = outcome.current
             if not _delete_stale_parts(output_dir, current):
                 break
-        accumulator = _assemble(engine, discovery, statuses, current, output_dir)
+        accumulator = _assemble(engine, discovery, outcome.failed, current, output_dir)
     finally:
         if started_here:
             ray.shutdown()
@@ -149,12 +148,16 @@ def _connect(ray: Any, ray_options: RayOptions) -> bool:
     return True
 
 
-def _dataset_rows(
-    discovery: Discovery, output_dir: Path
-) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """One small row per input, and each input's overlay name (a local run's names)."""
+def _dataset_rows(discovery: Discovery, output_dir: Path) -> tuple[Any, dict[str, str]]:
+    """One small row per input as an Arrow table (columns, not a dict per input), and each
+    input's overlay name (a local run's names)."""
+    import pyarrow as pa
+
     namer = OverlayNamer(output_dir / "overlays")
-    rows, names = [], {}
+    columns: dict[str, list[Any]] = {
+        name: [] for name in ("source", "true_class", "kind", "path", "payload")
+    }
+    names = {}
     for item in discovery.inputs:
         origin = item.origin
         if origin is None:
@@ -166,16 +169,28 @@ def _dataset_rows(
         else:
             payload = b""
         names[item.source] = namer.path_for(item.source).name
-        rows.append(
-            {
-                "source": item.source,
-                "true_class": item.true_class,
-                "kind": origin.kind,
-                "path": str(origin.path.absolute()),
-                "payload": payload,
-            }
-        )
-    return rows, names
+        for name, value in (
+            ("source", item.source),
+            ("true_class", item.true_class),
+            ("kind", origin.kind),
+            ("path", str(origin.path.absolute())),
+            ("payload", payload),
+        ):
+            columns[name].append(value)
+    schema = pa.schema(
+        [(name, pa.binary() if name == "payload" else pa.string()) for name in columns]
+    )
+    return pa.table(columns, schema=schema), names
+
+
+@dataclass
+class _PassOutcome:
+    """What one pass over the inputs did, from the actors' status rows."""
+
+    current: dict[str, str] = field(default_factory=dict)  # source -> content SHA-256
+    failed: dict[str, str] = field(default_factory=dict)  # source -> reason
+    explained: int = 0
+    skipped: int = 0
 
 
 def _actor_count(ray_options: RayOptions, blocks: int, resources: dict[str, float]) -> int:
@@ -193,26 +208,26 @@ def _actor_count(ray_options: RayOptions, blocks: int, resources: dict[str, floa
 def _run_pass(
     ray: Any,
     engine: Explainer,
-    rows: list[dict[str, Any]],
-    overlay_names: dict[str, str],
+    rows: Any,
+    overlay_names: Any,
     done: frozenset[tuple[str, str]],
     output_dir: Path,
     options: BatchOptions,
     ray_options: RayOptions,
-) -> tuple[dict[str, dict[str, Any]], int]:
-    """Run every row through the actor pool; return each input's status row (a few strings per
-    input, no maps) and the pool size."""
-    import pyarrow as pa
-
-    if not rows:
-        return {}, 0
+) -> tuple[_PassOutcome, int]:
+    """Run every row through the actor pool; return what the actors' status rows say (a few
+    strings per input, no maps) and the pool size."""
+    outcome = _PassOutcome()
+    if not rows.num_rows:
+        return outcome, 0
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = bool(options.progress)
     # One block per Grad-CAM batch: a block is the unit Ray retries, and a part file's content.
     size = options.batch_size
-    table = pa.Table.from_pylist(rows)
-    dataset = ray.data.from_arrow([table.slice(start, size) for start in range(0, len(rows), size)])
-    blocks = math.ceil(len(rows) / size)
+    dataset = ray.data.from_arrow(
+        [rows.slice(start, size) for start in range(0, rows.num_rows, size)]
+    )
+    blocks = math.ceil(rows.num_rows / size)
     actors = _actor_count(ray_options, blocks, ray.cluster_resources())
     explained = dataset.map_batches(
         ray_options.actor_class,
@@ -223,7 +238,7 @@ def _run_pass(
             "layer": engine.default_layer,
             "options": options,
             "output_dir": str(output_dir),
-            "overlay_names": [ray.put(overlay_names)],
+            "overlay_names": [overlay_names],
             "done": [ray.put(done)],
             "cpus": ray_options.cpus_per_actor,
         },
@@ -233,11 +248,15 @@ def _run_pass(
         num_cpus=ray_options.cpus_per_actor,
         num_gpus=ray_options.gpus_per_actor or None,
     )
-    statuses: dict[str, dict[str, Any]] = {}
     for batch in explained.iter_batches(batch_format="pyarrow", batch_size=None):
         for status in batch.to_pylist():
-            statuses[status["source"]] = status
-    return statuses, actors
+            if status["status"] == "failed":
+                outcome.failed[status["source"]] = status["reason"]
+                continue
+            outcome.current[status["source"]] = status["sha256"]
+            outcome.explained += status["status"] == "explained"
+            outcome.skipped += status["status"] == "skipped"
+    return outcome, actors
 
 
 def _part_files(output_dir: Path) -> list[Path]:
@@ -276,7 +295,7 @@ def _delete_stale_parts(output_dir: Path, current: dict[str, str]) -> bool:
 def _assemble(
     engine: Explainer,
     discovery: Discovery,
-    statuses: dict[str, dict[str, Any]],
+    failed: dict[str, str],
     current: dict[str, str],
     output_dir: Path,
 ) -> BatchAccumulator:
@@ -293,12 +312,8 @@ def _assemble(
         add_sums(accumulator, output_dir / SUMS_DIR / f"{part.stem}.npz")
     records.sort(key=lambda record: order[record.source])
     accumulator.records = records
-    failed = sorted(
-        (status for status in statuses.values() if status["status"] == "failed"),
-        key=lambda status: order[status["source"]],
-    )
     accumulator.failures = [
         *discovery.failures,
-        *(Failure(status["source"], status["reason"]) for status in failed),
+        *(Failure(source, failed[source]) for source in sorted(failed, key=order.__getitem__)),
     ]
     return accumulator
