@@ -138,9 +138,12 @@ FIELD_VALUES = [
     ("class_index", "NaN", 422),
     ("class_index", "1.5", 422),
     ("class_index", DEEP, 400),
+    ("class_index", "true", 422),  # a boolean is not class 1
     ("class_a", HUGE_INTEGER, 404),
+    ("class_a", "true", 422),
     ("top_k", HUGE_INTEGER, 422),
     ("top_k", "-1", 422),
+    ("top_k", "2.0", 422),
     ("method", '["gradcam"]', 422),
     ("method", '"' + "x" * 100_000 + '"', 422),  # an unknown method: the choices are named
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, StrictInt, model_validator
 
 from src.web.schemas import (
     STROKES_DESCRIPTION,
@@ -17,7 +17,8 @@ from src.web.schemas import (
 # Stroke attribution renders one mask per stroke and a timeline explains one image per stroke:
 # drawings with more strokes are refused (a person's sketch has a few dozen at most).
 MAX_EXPLAINED_STROKES = 128
-ClassChoice = int | str | None
+# Strict: JSON true is not class 1, nor 1.0 class 1.
+ClassChoice = StrictInt | str | None
 CLASS_CHOICE_DESCRIPTION = "A class by index or by name; default one of the top two."
 
 
@@ -32,7 +33,9 @@ class StrokesRequest(MethodChoice):
 class ExplainStrokesRequest(StrokesRequest):
     """``POST /explain_strokes``: explain a class (default the predicted one) stroke by stroke."""
 
-    class_index: int | None = Field(default=None, ge=0, description="Class to explain, by index.")
+    class_index: int | None = Field(
+        default=None, ge=0, strict=True, description="Class to explain, by index."
+    )
     class_name: str | None = Field(default=None, description="Class to explain, by name.")
 
     @model_validator(mode="after")
@@ -67,7 +70,9 @@ class ExplainStrokesResponse(ClassScore):
 class TimelineRequest(StrokesRequest):
     """``POST /timeline``: the prediction after each stroke."""
 
-    top_k: int = Field(default=3, ge=1, le=20, description="Ranked classes kept per step.")
+    top_k: int = Field(
+        default=3, ge=1, le=20, strict=True, description="Ranked classes kept per step."
+    )
 
 
 class RankedClass(BaseModel):

@@ -58,19 +58,25 @@ class CamOptions(SketchInput, MethodChoice):
 class PredictRequest(SketchInput):
     """``POST /predict``."""
 
-    top_k: int = Field(default=5, ge=1, le=1000, description="How many ranked classes to return.")
+    top_k: int = Field(
+        default=5, ge=1, le=1000, strict=True, description="How many ranked classes to return."
+    )
 
 
 class GradcamRequest(CamOptions):
     """``POST /predict_with_gradcam``: explain the predicted class."""
 
-    top_k: int = Field(default=5, ge=1, le=1000, description="How many ranked classes to return.")
+    top_k: int = Field(
+        default=5, ge=1, le=1000, strict=True, description="How many ranked classes to return."
+    )
 
 
 class AnalyzeRequest(CamOptions):
     """``POST /analyze_class``: explain one named or numbered class."""
 
-    class_index: int | None = Field(default=None, ge=0, description="Class to explain, by index.")
+    class_index: int | None = Field(
+        default=None, ge=0, strict=True, description="Class to explain, by index."
+    )
     class_name: str | None = Field(default=None, description="Class to explain, by name.")
 
     @model_validator(mode="after")
