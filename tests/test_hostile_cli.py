@@ -16,12 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from src.cli.exit_status import ExitStatus
 from tests.test_cli import engine_args
 from tests.test_hostile_inputs import GOOD, HOSTILE_LINES
-from tests.test_hostile_web import UPLOADABLE_MODES, mode_file
+from tests.test_hostile_web import UPLOADABLE_MODES, line_image, mode_file
 
 ANSWER_WITHIN_S = 60.0
 
@@ -99,13 +98,8 @@ def test_every_pillow_mode_file_is_explained(
 
 
 def line_png(path: Path, width: int, height: int) -> Path:
-    """A black line along the long side of a white image."""
-    canvas = np.full((height, width), 255, np.uint8)
-    if width >= height:
-        canvas[height // 2, :] = 0
-    else:
-        canvas[:, width // 2] = 0
-    Image.fromarray(canvas).save(path, optimize=True)
+    """``line_image`` saved as a PNG file."""
+    line_image(width, height).save(path, optimize=True)
     return path
 
 

@@ -193,17 +193,24 @@ def test_every_mode_but_the_in_memory_one_can_be_uploaded() -> None:
     assert set(Image.MODES) - set(UPLOADABLE_MODES) == {"La"}
 
 
-@pytest.mark.parametrize("mode", UPLOADABLE_MODES)
-def test_every_pillow_mode_uploaded_is_explained_as_read_by_to_model_input(
-    client: TestClient, mode: str, sketch_model_path: Path
-) -> None:
+@pytest.fixture(scope="module")
+def keras_model(sketch_model_path: Path):  # type: ignore[no-untyped-def]
     import keras
 
+    return keras.models.load_model(sketch_model_path, compile=False)
+
+
+@pytest.mark.parametrize("mode", UPLOADABLE_MODES)
+def test_every_pillow_mode_uploaded_is_explained_as_read_by_to_model_input(
+    client: TestClient,
+    mode: str,
+    keras_model,  # type: ignore[no-untyped-def]
+) -> None:
     from src.data.preprocess import load_image, to_model_input
 
     data = mode_file(mode)
     assert data is not None
-    model = keras.models.load_model(sketch_model_path, compile=False)
+    model = keras_model
     expected = int(np.argmax(model.predict(to_model_input(load_image(data))[None], verbose=0)))
     image = base64.b64encode(data).decode()
     for route in IMAGE_ROUTES:
@@ -214,15 +221,20 @@ def test_every_pillow_mode_uploaded_is_explained_as_read_by_to_model_input(
             assert answer["class_index"] == expected, (route, mode)
 
 
-def line_png(width: int, height: int) -> str:
-    """A black line along the long side of a white ``width`` x ``height`` PNG, base64."""
+def line_image(width: int, height: int) -> Image.Image:
+    """A black line along the long side of a white ``width`` x ``height`` image."""
     canvas = np.full((height, width), 255, np.uint8)
     if width >= height:
         canvas[height // 2, :] = 0
     else:
         canvas[:, width // 2] = 0
+    return Image.fromarray(canvas)
+
+
+def line_png(width: int, height: int) -> str:
+    """``line_image`` as a base64 PNG."""
     buffer = io.BytesIO()
-    Image.fromarray(canvas).save(buffer, "PNG", optimize=True)
+    line_image(width, height).save(buffer, "PNG", optimize=True)
     return base64.b64encode(buffer.getvalue()).decode()
 
 

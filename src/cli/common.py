@@ -191,13 +191,12 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
         with open(temporary, "wb") as stream:
             stream.write(data)
         os.replace(temporary, target)
-    except OSError as error:
-        # No half-written file is left behind, and the error names the file asked for.
+    except BaseException as error:
+        # Whatever went wrong (disk full, Ctrl-C), no half-written file is left behind, and a
+        # write error names the file asked for rather than the temporary one.
         temporary.unlink(missing_ok=True)
-        raise naming_target(error, target) from error
-    except BaseException:
-        # Ctrl-C mid-write: no half-written file either.
-        temporary.unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise naming_target(error, target) from error
         raise
     return target
 

@@ -32,10 +32,10 @@ DETAIL_SIZE = 28
 # THIN_PEN_WIDTH of the fitted square is thickened to TRAINING_PEN_WIDTH before the 28x28 step,
 # since a thin pen area-averages into faint lines the model reads as another class. Both are
 # fractions of the square's side: TRAINING_PEN_WIDTH is the pen-width audit's reference level
-# (models/model_card.json, "audit"), 1/20 of the drawing, about 4.5% of the square with its 6%
-# margin. The project's stroke render (3 px at 64) lies above THIN_PEN_WIDTH and Google's
-# bitmaps skip the 28x28 step, so the training look passes unchanged. Thick pens are left alone: thinning by erosion or by
-# redrawing the skeleton lost more (filled-in details do not come back) than it gained.
+# (models/model_card.json, "audit") expressed in the fitted square, margin included. The
+# project's own stroke render lies above THIN_PEN_WIDTH and Google's bitmaps skip the 28x28
+# step, so the training look passes unchanged. Thick pens are left alone: thinning by erosion
+# or by redrawing the skeleton lost more (filled-in details do not come back) than it gained.
 THIN_PEN_WIDTH = 0.03
 TRAINING_PEN_WIDTH = 0.045
 # The pen is estimated on the ink mask area-averaged to PEN_ESTIMATE_SIZE (8 x DETAIL_SIZE), so
@@ -307,7 +307,6 @@ def _fit(ink: np.ndarray, size: int, margin: float) -> np.ndarray:
         crop, side, top, left = _shrink_crop(crop, side, top, left)
     square = np.zeros((side, side), dtype=np.float32)
     square[top : top + crop.shape[0], left : left + crop.shape[1]] = crop
-    picture = Image.fromarray(square, mode="F")
     # One look for every source: a crisp stroke render or canvas PNG is area-averaged down to
     # Google's 28x28, like their numpy_bitmaps, before coming back up. Otherwise the model
     # learns the look instead of the drawing: bitmap-only classes drawn as crisp strokes go to
@@ -319,6 +318,8 @@ def _fit(ink: np.ndarray, size: int, margin: float) -> np.ndarray:
     if side > 2 * DETAIL_SIZE:
         picture = Image.fromarray(_thicken_thin_pen(square), mode="F")
         picture = picture.resize((DETAIL_SIZE, DETAIL_SIZE), Image.Resampling.BOX)
+    else:
+        picture = Image.fromarray(square, mode="F")
     # Bilinear in Pillow is area-aware when shrinking and smooth when enlarging 28x28 bitmaps.
     resized = picture.resize((size, size), Image.Resampling.BILINEAR)
     return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)

@@ -29,6 +29,14 @@ SUPERSAMPLE = 4
 MAX_COORDINATE = 1e6
 
 
+def count_points(strokes: list) -> int:
+    """Points in a ``[[xs, ys], ...]`` drawing (empty strokes count none), before validation.
+
+    What the web app's work bounds are measured in.
+    """
+    return sum(len(stroke[0]) for stroke in strokes if stroke)
+
+
 def validate_strokes(strokes: object) -> list[np.ndarray]:
     """Check a stroke list and return it as float64 arrays of shape (2, n_points).
 

@@ -21,6 +21,7 @@ from fastapi import Depends, Request
 from PIL import Image
 
 from src.data.preprocess import load_image, strokes_to_model_input, to_model_input
+from src.data.raster import count_points
 from src.errors import InvalidImageError
 from src.inference.open_set import assess
 from src.visualization.explainer import Explainer
@@ -117,7 +118,7 @@ class Engine:
             ImageTooLargeError: more pixels or stroke points than the settings allow.
         """
         if strokes is not None:
-            points = sum(len(stroke[0]) for stroke in strokes if stroke)
+            points = count_points(strokes)
             if points > self.settings.max_stroke_points:
                 raise ImageTooLargeError(
                     f"drawing has {points:,} points; at most {self.settings.max_stroke_points:,} "
@@ -160,7 +161,7 @@ class Engine:
         from starlette.concurrency import run_in_threadpool
 
         small = (
-            sum(len(stroke[0]) for stroke in strokes if stroke) <= INLINE_STROKE_POINTS
+            count_points(strokes) <= INLINE_STROKE_POINTS
             if strokes is not None
             else len(image or "") <= INLINE_IMAGE_CHARACTERS
             and _declared_pixels(image or "") <= INLINE_IMAGE_PIXELS

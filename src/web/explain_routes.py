@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter
 
+from src.data.raster import count_points
 from src.errors import SketchError
 from src.explain.contrast import top_two_classes
 from src.explain.strokes import StrokeAttribution, attribute_strokes, attribution_to_dict
@@ -98,7 +99,7 @@ MAX_EXPLAINED_POINTS = 20_000
 
 def _check_explained_points(strokes: list) -> None:
     """Refuse (413) stroke importance for more points than the bound allows."""
-    points = sum(len(stroke[0]) for stroke in strokes if stroke)
+    points = count_points(strokes)
     if points > MAX_EXPLAINED_POINTS:
         raise ImageTooLargeError(
             f"stroke importance explains at most {MAX_EXPLAINED_POINTS:,} points "
@@ -148,7 +149,7 @@ MAX_TIMELINE_STROKE_POINTS = 200_000
 
 def _check_timeline_work(strokes: list) -> None:
     """Refuse (413) a timeline whose prefixes would render more than the bound allows."""
-    points = sum(len(stroke[0]) for stroke in strokes if stroke)
+    points = count_points(strokes)
     work = len(strokes) * points
     if work > MAX_TIMELINE_STROKE_POINTS:
         raise ImageTooLargeError(
