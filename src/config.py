@@ -71,6 +71,8 @@ class TrainConfig:
     outliers_per_category: int = 40
     # Each training outlier is queued this many times (with different random renderings).
     outlier_repeats: int = 2
+    # Synthetic outliers (scrambled known drawings and two-class chimeras) added to the real ones.
+    synthetic_outliers: int = 0
     # Loss weight of an outlier relative to a known drawing.
     outlier_weight: float = 0.5
     # Data-parallel over every local device (JAX backend; src/training/distribute.py).

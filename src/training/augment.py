@@ -41,12 +41,14 @@ class AugmentConfig:
     # pen was stops being a cue for any class.
     canvas_probability: float = 0.75
     plain_resize_probability: float = 0.45
-    pen_relative_width: tuple[float, float] = (1 / 72, 1 / 7)
+    pen_relative_width: tuple[float, float] = (1 / 72, 1 / 6)
     # For the plain resize: the drawing's size on the canvas and the chance it sits off-centre.
     drawing_fraction: tuple[float, float] = (0.4, 0.95)
     off_centre_probability: float = 0.3
-    # Raster restyling (see ``restyle_raster``): erosion thins Google's strokes, dilation thickens.
-    restyle_kernels: tuple[int, ...] = (-7, -5, -5, -3, -3, 3, 5)
+    # Raster restyling (see ``restyle_raster``): erosion thins Google's strokes, dilation thickens
+    # up to the thickest pen of ``pen_relative_width``, so a thick pen is no cue for the classes
+    # that are trained mostly from strokes.
+    restyle_kernels: tuple[int, ...] = (-7, -5, -5, -3, -3, 3, 5, 7, 9)
     restyle_probability: float = 0.5
 
 

@@ -32,6 +32,7 @@ from src.data.preprocess import strokes_to_model_input, to_model_input
 from src.data.quickdraw import Drawing, load_bitmaps, read_image_folder, read_ndjson
 from src.errors import DataFormatError
 from src.training.augment import render_augmented_strokes
+from src.training.synthetic_outliers import make_synthetic_outliers
 
 logger = logging.getLogger(__name__)
 
@@ -375,6 +376,20 @@ def load_training_data(
             collector.queue_train_strokes(
                 [strokes for _, strokes in outliers[TRAIN]], OUTLIER_LABEL
             )
+    if config.outlier_exposure and render_variants and config.synthetic_outliers > 0:
+        known = [
+            (drawing, label)
+            for (drawing, _), label in zip(collector.stroke_jobs, collector.stroke_labels)
+            if label != OUTLIER_LABEL
+        ]
+        synthetic = make_synthetic_outliers(
+            [drawing for drawing, _ in known],
+            [label for _, label in known],
+            config.synthetic_outliers,
+            config.seed,
+        )
+        logger.info("queued %d synthetic outliers", len(synthetic))
+        collector.queue_train_strokes(synthetic, OUTLIER_LABEL)
     jobs = (
         [(strokes, seed, config.augment) for strokes, seed in collector.stroke_jobs]
         if render_variants

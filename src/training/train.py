@@ -335,6 +335,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--outliers_per_category", type=int, default=defaults.outliers_per_category)
     parser.add_argument("--outlier_weight", type=float, default=defaults.outlier_weight)
     parser.add_argument(
+        "--synthetic_outliers",
+        type=int,
+        default=defaults.synthetic_outliers,
+        help="with --outlier_exposure: this many scrambled known drawings and two-class chimeras "
+        "also trained towards 'none of these'",
+    )
+    parser.add_argument(
+        "--outlier_repeats",
+        type=int,
+        default=defaults.outlier_repeats,
+        help="how many times each outlier drawing joins an epoch (each with its own renders)",
+    )
+    parser.add_argument(
         "--cross_domain_train_percent",
         type=int,
         default=defaults.cross_domain_train_percent,
@@ -379,6 +392,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         outlier_exposure=args.outlier_exposure,
         outliers_per_category=args.outliers_per_category,
         outlier_weight=args.outlier_weight,
+        outlier_repeats=args.outlier_repeats,
+        synthetic_outliers=args.synthetic_outliers,
         distribute=args.distribute,
     )
 
