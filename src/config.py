@@ -71,6 +71,10 @@ class TrainConfig:
     outliers_per_category: int = 40
     # Each training outlier is queued this many times (with different random renderings).
     outlier_repeats: int = 2
+    # Momentum of an exponential moving average of the weights (0 = off): validation, the
+    # checkpoint and the shipped model then use the average, which smooths out the last steps'
+    # noise of a small batch.
+    ema_momentum: float = 0.0
     # Synthetic outliers (scrambled known drawings and two-class chimeras) added to the real ones.
     synthetic_outliers: int = 0
     # Loss weight of an outlier relative to a known drawing.

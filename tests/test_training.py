@@ -194,3 +194,56 @@ def test_twins_of_held_out_strokes_never_reach_training(tmp_path: Path) -> None:
     assert data.counts["plus"]["strokes"]["skipped_twin_in_validation_or_test"] == (
         len(joining) - len(twin_in_training)
     )
+
+
+@pytest.mark.slow
+def test_weight_average_is_what_gets_shipped(tiny_data: Path, tmp_path: Path) -> None:
+    """With a momentum near 1 the average barely leaves the first step's weights, so the shipped
+    model stays next to its starting point while plain training at the same rate walks away."""
+    import keras
+
+    from src.models.cnn import build_cnn
+    from src.training.train import train
+
+    start = tmp_path / "start.h5"
+    keras.utils.set_random_seed(0)
+    build_cnn(ModelConfig(num_classes=3, filters=(8,), dense_units=8, dropout=0.0)).save(start)
+    start_weights = keras.models.load_model(start, compile=False).get_weights()
+
+    def distance_from_start(ema_momentum: float) -> float:
+        config = TrainConfig(
+            bitmap_dir=tiny_data / "bitmaps",
+            strokes_dir=tiny_data / "strokes",
+            classes=("h", "v", "plus"),
+            output_dir=tmp_path / f"out{ema_momentum}",
+            labels_path=tmp_path / "labels.json",
+            epochs=3,
+            batch_size=8,
+            learning_rate=3e-2,
+            patience=10,
+            workers=1,
+            init_model=start,
+            ema_momentum=ema_momentum,
+        )
+        shipped = keras.models.load_model(train(config).model_path, compile=False)
+        # Trainable kernels only: batch-norm statistics are recomputed either way.
+        return max(
+            float(np.abs(after - before).max())
+            for after, before, variable in zip(
+                shipped.get_weights(), start_weights, shipped.weights, strict=True
+            )
+            if variable.trainable
+        )
+
+    plain = distance_from_start(0.0)
+    averaged = distance_from_start(0.999999)
+    # One Adam step moves each weight by about the learning rate; plain training, many steps.
+    assert averaged < 2 * 3e-2
+    assert plain > 4 * averaged
+
+
+def test_weight_average_momentum_is_checked() -> None:
+    from src.training.train import train
+
+    with pytest.raises(ValueError, match="--ema_momentum must be at least 0 and below 1"):
+        train(TrainConfig(strokes_dir=Path("."), classes=("a", "b"), ema_momentum=1.0))

@@ -60,6 +60,8 @@ def _validate(config: TrainConfig) -> None:
         raise ValueError("give at least one of --bitmap_dir, --strokes_dir, --images_dir")
     if config.epochs < 1 or config.batch_size < 1:
         raise ValueError("--epochs and --batch_size must be positive")
+    if not 0 <= config.ema_momentum < 1:
+        raise ValueError("--ema_momentum must be at least 0 and below 1, e.g. 0.998")
     if not 0 <= config.cross_domain_train_percent <= 100:
         raise ValueError("--cross_domain_train_percent must be between 0 and 100")
     if not 0 <= config.validation_fraction + config.test_fraction < 1:
@@ -77,9 +79,12 @@ def _compile(model, config: TrainConfig, steps_per_epoch: int) -> None:  # type:
     schedule = keras.optimizers.schedules.CosineDecay(
         config.learning_rate, decay_steps=max(config.epochs * steps_per_epoch, 1), alpha=0.02
     )
+    ema = config.ema_momentum > 0
     # Soft targets: one-hot for known drawings, uniform for outliers (outlier exposure).
     model.compile(
-        optimizer=keras.optimizers.Adam(schedule),
+        optimizer=keras.optimizers.Adam(
+            schedule, use_ema=ema, ema_momentum=config.ema_momentum if ema else 0.99
+        ),
         loss=keras.losses.CategoricalCrossentropy(),
         metrics=[
             keras.metrics.CategoricalAccuracy(name="accuracy"),
@@ -126,7 +131,10 @@ def _fit(  # type: ignore[no-untyped-def]
         batch_multiple=replicas,
     )
     _compile(model, config, len(sequence))
-    callbacks = [
+    # With a weight average, it is swapped in before validation and at each epoch's end, so the
+    # batch-norm recalibration, the checkpoint and early stopping all see the averaged weights.
+    callbacks = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.ema_momentum else []
+    callbacks += [
         # Before each validation: batch-norm statistics of the current weights, not of the
         # weights of the last ~100 steps (see src/training/batch_norm.py).
         recalibration_callback(lambda index: sequence[index][0], len(sequence)),
@@ -335,6 +343,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--outliers_per_category", type=int, default=defaults.outliers_per_category)
     parser.add_argument("--outlier_weight", type=float, default=defaults.outlier_weight)
     parser.add_argument(
+        "--ema_momentum",
+        type=float,
+        default=defaults.ema_momentum,
+        help="validate, checkpoint and ship an exponential moving average of the weights with "
+        "this momentum, e.g. 0.998 (0 = off)",
+    )
+    parser.add_argument(
         "--synthetic_outliers",
         type=int,
         default=defaults.synthetic_outliers,
@@ -394,6 +409,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         outlier_weight=args.outlier_weight,
         outlier_repeats=args.outlier_repeats,
         synthetic_outliers=args.synthetic_outliers,
+        ema_momentum=args.ema_momentum,
         distribute=args.distribute,
     )
 
