@@ -104,17 +104,18 @@ def test_pen_on_canvas_ink_grows_with_the_pen_width() -> None:
 
 def test_restyle_raster_thins_and_thickens() -> None:
     image = np.zeros((64, 64), np.uint8)
-    image[10:54, 28:36] = 255  # an 8-pixel-wide bar
-    thin = AugmentConfig(restyle_kernels=(-5,), plain_resize_probability=1.0)
-    thick = AugmentConfig(restyle_kernels=(5,), plain_resize_probability=1.0)
+    image[10:54, 28:36] = 255  # an 8-pixel-wide, 44-long bar
+    thin = AugmentConfig(restyle_kernels=(-9,), plain_resize_probability=1.0)
+    thick = AugmentConfig(restyle_kernels=(9,), plain_resize_probability=1.0)
     thinned = restyle_raster(image, np.random.default_rng(0), thin)
     thickened = restyle_raster(image, np.random.default_rng(0), thick)
-    # At 128 pixels the bar is 16 wide; a 5-pixel min/max filter takes or adds 2 pixels per side
-    # (12 or 20 wide), which is 6 or 10 pixels back at 64: ink mass ratios 0.75 and 1.25.
+    # At 256 pixels the bar is 32 x 176; a 9-pixel min/max filter takes or adds 4 pixels on each
+    # side: 24 x 168 or 40 x 184 (the max filter's corners are square), ink mass ratios
+    # 24 * 168 / (32 * 176) = 0.716 and 40 * 184 / (32 * 176) = 1.307.
     ratio_thin = thinned.sum() / image.sum()
     ratio_thick = thickened.sum() / image.sum()
-    assert ratio_thin == pytest.approx(0.75, abs=0.06)
-    assert ratio_thick == pytest.approx(1.25, abs=0.08)
+    assert ratio_thin == pytest.approx(24 * 168 / (32 * 176), abs=0.03)
+    assert ratio_thick == pytest.approx(40 * 184 / (32 * 176), abs=0.03)
 
 
 @pytest.mark.slow

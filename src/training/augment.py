@@ -17,6 +17,9 @@ from PIL import Image, ImageFilter
 from src.data.preprocess import strokes_to_model_input, to_model_input
 from src.data.raster import GOOGLE_LOOK_LINE_WIDTH_28, render_strokes
 
+# The side at which ``restyle_raster`` redraws a raster: a canvas's size, so its pens are a canvas's.
+RESTYLE_SIZE = 256
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -45,10 +48,10 @@ class AugmentConfig:
     # For the plain resize: the drawing's size on the canvas and the chance it sits off-centre.
     drawing_fraction: tuple[float, float] = (0.4, 0.95)
     off_centre_probability: float = 0.3
-    # Raster restyling (see ``restyle_raster``): erosion thins Google's strokes, dilation thickens
-    # up to the thickest pen of ``pen_relative_width``, so a thick pen is no cue for the classes
-    # that are trained mostly from strokes.
-    restyle_kernels: tuple[int, ...] = (-7, -5, -5, -3, -3, 3, 5, 7, 9)
+    # Raster restyling (see ``restyle_raster``, kernels at 256 pixels): erosion thins Google's
+    # strokes down to a hairline, dilation thickens them up to the thickest pen of
+    # ``pen_relative_width``, so neither a thin nor a thick pen is a cue for any class.
+    restyle_kernels: tuple[int, ...] = (-9, -9, -7, -7, -5, 5, 9, 13, 17)
     restyle_probability: float = 0.5
 
 
@@ -135,17 +138,18 @@ def restyle_raster(
 ) -> np.ndarray:
     """A model-input raster (uint8 (64, 64), white ink) redrawn with a thinner or thicker pen.
 
-    Google's bitmaps all share one pen; users' pens vary. At 128 pixels a grey-level erosion
-    (negative kernel) or dilation (positive) changes the stroke width while keeping the shape,
-    then the result is read by ``to_model_input`` or by ``plain_resize`` like a canvas.
+    Google's bitmaps all share one soft pen; users draw with any pen on a crisp canvas. At 256
+    pixels (the size of a canvas) the raster is cut at half its peak into crisp ink, a flat
+    min filter (negative kernel) or max filter (positive) thins or thickens it while keeping the
+    shape, then it is read by ``to_model_input`` or by ``plain_resize`` like a canvas.
     """
     kernel = int(rng.choice(config.restyle_kernels))
-    picture = Image.fromarray(image).resize((128, 128), Image.Resampling.BILINEAR)
+    picture = Image.fromarray(image).resize((RESTYLE_SIZE, RESTYLE_SIZE), Image.Resampling.BILINEAR)
+    crisp = np.where(np.asarray(picture) >= max(int(image.max()) // 2, 1), 255, 0).astype(np.uint8)
     morphology = ImageFilter.MinFilter if kernel < 0 else ImageFilter.MaxFilter
-    picture = picture.filter(morphology(abs(kernel)))
-    array = np.asarray(picture, dtype=np.uint8)
+    array = np.asarray(Image.fromarray(crisp).filter(morphology(abs(kernel))), dtype=np.uint8)
     if array.max() < 32:
-        # Erosion removed the drawing: keep the original look rather than a blank image.
+        # Thinning removed the drawing: keep the original look rather than a blank image.
         return image
     if rng.random() < config.plain_resize_probability:
         result = plain_resize(array)
