@@ -44,14 +44,15 @@ class AugmentConfig:
     # pen was stops being a cue for any class.
     canvas_probability: float = 0.75
     plain_resize_probability: float = 0.45
-    pen_relative_width: tuple[float, float] = (1 / 72, 1 / 6)
+    pen_relative_width: tuple[float, float] = (1 / 72, 1 / 5)
     # For the plain resize: the drawing's size on the canvas and the chance it sits off-centre.
     drawing_fraction: tuple[float, float] = (0.4, 0.95)
     off_centre_probability: float = 0.3
     # Raster restyling (see ``restyle_raster``, kernels at 256 pixels): erosion thins Google's
-    # strokes down to a hairline, dilation thickens them up to the thickest pen of
-    # ``pen_relative_width``, so neither a thin nor a thick pen is a cue for any class.
-    restyle_kernels: tuple[int, ...] = (-9, -9, -7, -7, -5, 5, 9, 13, 17)
+    # strokes down to a hairline, dilation thickens them about as often and as far as the
+    # canvas pens thicken the stroke drawings, so neither a thin nor a thick pen is a cue for
+    # either kind of class (thicker still, it made a thick pen a cue for the bitmap classes).
+    restyle_kernels: tuple[int, ...] = (-9, -9, -7, -7, -5, 5, 9, 13)
     restyle_probability: float = 0.5
 
 

@@ -24,7 +24,7 @@ PREPROCESSING = (
     "bilinear to 64x64, float32 (64,64,1). Strokes are rendered by src.data.raster.render_strokes "
     "at 64x64 (line width 3.0 px, calibrated to the bitmaps' ink mass) and then to_model_input. "
     "Training draws strokes with stroke dropout and random line width, half the time directly at "
-    "28x28 (Google's look), or with a pen from 1/72 to 1/6 of the drawing on a 256 px canvas read "
+    "28x28 (Google's look), or with a pen from 1/72 to 1/5 of the drawing on a 256 px canvas read "
     "by either input path; half of Google's bitmaps are redrawn crisp at 256 px with a thinner or "
     "thicker pen; every training image then gets affine jitter and random blur, sharpening or "
     "thickening."
