@@ -13,21 +13,31 @@ from src.data.quickdraw import Drawing, write_ndjson
 from src.training.augment import augment_image, drop_stroke
 
 
+def _tiny_config(tiny_data: Path, tmp_path: Path, **overrides: object) -> TrainConfig:
+    """A short run on the tiny three-class data, batches of 8, no early stop; ``overrides`` win."""
+    settings: dict[str, object] = {
+        "bitmap_dir": tiny_data / "bitmaps",
+        "strokes_dir": tiny_data / "strokes",
+        "classes": ("h", "v", "plus"),
+        "output_dir": tmp_path / "out",
+        "labels_path": tmp_path / "labels.json",
+        "batch_size": 8,
+        "patience": 10,
+        "workers": 1,
+    }
+    settings.update(overrides)
+    return TrainConfig(**settings)  # type: ignore[arg-type]
+
+
 @pytest.mark.slow
 def test_short_training_run_learns(tiny_data: Path, tmp_path: Path) -> None:
     from src.training.train import train
 
-    config = TrainConfig(
-        bitmap_dir=tiny_data / "bitmaps",
-        strokes_dir=tiny_data / "strokes",
-        classes=("h", "v", "plus"),
-        output_dir=tmp_path / "out",
-        labels_path=tmp_path / "labels.json",
+    config = _tiny_config(
+        tiny_data,
+        tmp_path,
         epochs=5,
-        batch_size=8,
         learning_rate=1e-2,
-        patience=10,
-        workers=1,
         model=ModelConfig(filters=(8, 16), dense_units=16, dropout=0.0),
     )
     result = train(config)
@@ -211,17 +221,12 @@ def test_weight_average_is_what_gets_shipped(tiny_data: Path, tmp_path: Path) ->
     start_weights = keras.models.load_model(start, compile=False).get_weights()
 
     def distance_from_start(ema_momentum: float) -> float:
-        config = TrainConfig(
-            bitmap_dir=tiny_data / "bitmaps",
-            strokes_dir=tiny_data / "strokes",
-            classes=("h", "v", "plus"),
+        config = _tiny_config(
+            tiny_data,
+            tmp_path,
             output_dir=tmp_path / f"out{ema_momentum}",
-            labels_path=tmp_path / "labels.json",
             epochs=3,
-            batch_size=8,
             learning_rate=3e-2,
-            patience=10,
-            workers=1,
             init_model=start,
             ema_momentum=ema_momentum,
         )

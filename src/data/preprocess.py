@@ -313,7 +313,7 @@ def _fit(ink: np.ndarray, size: int, margin: float) -> np.ndarray:
     # stroke-only classes (models/model_card.json, "cross_domain", measures it). With the crop
     # box and the ink mask fixed, ink added at a constant level inside that mask comes out
     # added: the resampling is linear and the pen widening a flat dilation (src.explain relies
-    # on that). Drawings already near 28x28 (the bitmaps themselves) are left alone:
+    # on that). Drawings already near DETAIL_SIZE (the bitmaps themselves) are left alone:
     # resampling them twice would only blur them.
     if side > 2 * DETAIL_SIZE:
         picture = Image.fromarray(_thicken_thin_pen(square), mode="F")

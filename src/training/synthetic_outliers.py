@@ -26,6 +26,12 @@ def _as_points(strokes: list) -> list[np.ndarray]:
     return [np.asarray(stroke[:2], dtype=np.float64) for stroke in strokes]
 
 
+def _corner_and_size(points: list[np.ndarray]) -> tuple[np.ndarray, float]:
+    """The drawing's lower corner (2, 1) and its longer side (at least 1, so a dot scales)."""
+    every = np.concatenate(points, axis=1)
+    return every.min(axis=1, keepdims=True), float(max(np.ptp(every[0]), np.ptp(every[1]), 1.0))
+
+
 def _as_strokes(points: list[np.ndarray]) -> list:
     """Float (2, N) arrays back to Quick, Draw!'s ``[[xs, ys], ...]`` lists."""
     return [[row.tolist() for row in stroke] for stroke in points]
@@ -37,8 +43,7 @@ def scramble_strokes(strokes: list, rng: np.random.Generator) -> list:
     Every stroke keeps its shape and length; only where it lies relative to the others changes.
     """
     points = _as_points(strokes)
-    every = np.concatenate(points, axis=1)
-    extent = float(max(np.ptp(every[0]), np.ptp(every[1]), 1.0))
+    _, extent = _corner_and_size(points)
     moved = []
     for stroke in points:
         angle = math.radians(rng.uniform(-SCRAMBLE_DEGREES, SCRAMBLE_DEGREES))
@@ -60,9 +65,7 @@ def chimera(first: list, second: list, rng: np.random.Generator) -> list:
     parts = []
     for drawing in (first, second):
         points = _as_points(drawing)
-        every = np.concatenate(points, axis=1)
-        low = every.min(axis=1, keepdims=True)
-        scale = float(max(np.ptp(every[0]), np.ptp(every[1]), 1.0))
+        low, scale = _corner_and_size(points)
         parts.append([(stroke - low) / scale * 255.0 for stroke in points])
     axis = int(rng.integers(2))
     offset = np.zeros((2, 1))

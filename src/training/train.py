@@ -79,11 +79,10 @@ def _compile(model, config: TrainConfig, steps_per_epoch: int) -> None:  # type:
     schedule = keras.optimizers.schedules.CosineDecay(
         config.learning_rate, decay_steps=max(config.epochs * steps_per_epoch, 1), alpha=0.02
     )
-    ema = config.ema_momentum > 0
     # Soft targets: one-hot for known drawings, uniform for outliers (outlier exposure).
     model.compile(
         optimizer=keras.optimizers.Adam(
-            schedule, use_ema=ema, ema_momentum=config.ema_momentum if ema else 0.99
+            schedule, use_ema=config.ema_momentum > 0, ema_momentum=config.ema_momentum
         ),
         loss=keras.losses.CategoricalCrossentropy(),
         metrics=[
@@ -133,7 +132,9 @@ def _fit(  # type: ignore[no-untyped-def]
     _compile(model, config, len(sequence))
     # With a weight average, it is swapped in before validation and at each epoch's end, so the
     # batch-norm recalibration, the checkpoint and early stopping all see the averaged weights.
-    callbacks = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.ema_momentum else []
+    callbacks = (
+        [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.ema_momentum > 0 else []
+    )
     callbacks += [
         # Before each validation: batch-norm statistics of the current weights, not of the
         # weights of the last ~100 steps (see src/training/batch_norm.py).
