@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from src.errors import ModelLoadError
-from src.models.input_spec import InputSpec, read_card_convention, resolve_input_spec
+from src.data.input_spec import InputSpec, read_card_convention, resolve_input_spec
 
 INK = np.array([[0.0, 1.0], [0.5, 0.25]], dtype=np.float32)
 
