@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from src.errors import ModelLoadError
 from src.data.input_spec import InputSpec, read_card_convention, resolve_input_spec
+from src.errors import ModelLoadError
 
 INK = np.array([[0.0, 1.0], [0.5, 0.25]], dtype=np.float32)
 
@@ -97,3 +97,52 @@ def test_card_without_block_or_file_gives_nothing(tmp_path) -> None:
     assert read_card_convention(tmp_path / "missing.json") == {}
     (tmp_path / "model_card.json").write_text(json.dumps(["not", "an", "object"]))
     assert read_card_convention(tmp_path / "model_card.json") == {}
+
+
+def _bar_image() -> np.ndarray:
+    """A 200x120 white page with a black bar: dark ink, off centre, not square."""
+    page = np.full((120, 200), 255, dtype=np.uint8)
+    page[30:50, 40:150] = 0
+    return page
+
+
+@pytest.mark.parametrize(
+    ("ink", "value_range", "to_values"),
+    [
+        ("light", "0-1", lambda canonical: canonical),
+        ("dark", "0-1", lambda canonical: 1.0 - canonical),
+        ("dark", "0-255", lambda canonical: 255.0 * (1.0 - canonical)),
+        ("light", "-1-1", lambda canonical: 2.0 * canonical - 1.0),
+    ],
+)
+def test_preprocessing_with_a_spec_is_the_canonical_picture_in_that_convention(
+    ink: str, value_range: str, to_values
+) -> None:
+    from src.data.preprocess import to_model_input
+
+    canonical = to_model_input(_bar_image(), size=28)[..., 0]
+    fed = to_model_input(_bar_image(), spec=InputSpec(28, 28, 3, ink, value_range))
+    assert fed.shape == (28, 28, 3)
+    for channel in range(3):
+        np.testing.assert_allclose(fed[..., channel], to_values(canonical), atol=1e-4)
+
+
+def test_a_wide_frame_centres_the_fitted_square() -> None:
+    from src.data.preprocess import to_model_input
+
+    square = to_model_input(_bar_image(), size=32)[..., 0]
+    fed = to_model_input(_bar_image(), spec=InputSpec(32, 64, 1, "light", "0-1"))[..., 0]
+    np.testing.assert_allclose(fed[:, 16:48], square, atol=1e-6)
+    assert not fed[:, :16].any() and not fed[:, 48:].any()
+
+
+def test_strokes_render_at_the_models_size_in_its_polarity() -> None:
+    from src.data.preprocess import strokes_to_model_input
+
+    strokes = [[[0, 255], [0, 255]], [[0, 255], [255, 0]]]
+    canonical = strokes_to_model_input(strokes, size=96)[..., 0]
+    fed = strokes_to_model_input(strokes, spec=InputSpec(96, 96, 1, "dark", "0-255"))
+    assert fed.shape == (96, 96, 1)
+    np.testing.assert_allclose(fed[..., 0], 255.0 * (1.0 - canonical), atol=1e-3)
+    # The paper of a dark-ink model is white: the corners, away from the cross, are 255.
+    assert fed[0, 0, 0] == pytest.approx(255.0) and fed[0, 48, 0] == pytest.approx(255.0)
