@@ -132,7 +132,8 @@ def test_attention_logger_logs_only_low_confidence(tmp_path: Path) -> None:
 
 def test_summary_counts_classes_and_renders_html(tmp_path: Path) -> None:
     from src.errors import DataFormatError
-    from src.monitoring.summary import read_records, summarise_log, summary_to_html
+    from src.monitoring.summary import read_records, summarise_log
+    from src.reports.monitor_summary import render_monitor_summary
 
     log = tmp_path / "attention.jsonl"
     grid = np.zeros((8, 8))
@@ -162,7 +163,7 @@ def test_summary_counts_classes_and_renders_html(tmp_path: Path) -> None:
     assert cat["class_name"] == "cat" and cat["count"] == 2
     assert cat["mean_confidence"] == pytest.approx(0.35)
     assert cat["mean_grid"][0][1] == 0.5 and cat["mean_grid"][0][3] == 0.5
-    page = summary_to_html(summary)
+    page = render_monitor_summary(summary)
     assert page.count("data:image/png;base64,") == 2 and "<script" not in page
     with pytest.raises(DataFormatError, match="not found"):
         list(read_records(tmp_path / "missing.jsonl"))
