@@ -63,7 +63,7 @@ def write_batch_outputs(
     mean_maps = accumulator.write_mean_maps(output_dir, options.alpha, options.colormap)
     header = {
         "images_dir": str(images_dir),
-        "model_path": str(engine.model_path),
+        "model_path": str(engine.model_path) if engine.model_path is not None else None,
         "model_sha256": file_sha256(engine.model_path),
         "started_at": started.isoformat(timespec="seconds"),
         "duration_s": round(time.monotonic() - clock, 3),
@@ -128,8 +128,10 @@ def write_summary_files(summary: dict[str, Any], output_dir: Path) -> None:
     write_text_atomic(output_dir / "batch_summary.csv", buffer.getvalue())
 
 
-def file_sha256(path: Path) -> str | None:
-    """The SHA-256 of a file in hex (None when it cannot be read, e.g. an in-memory model)."""
+def file_sha256(path: Path | None) -> str | None:
+    """The SHA-256 of a file in hex (None when it cannot be read, or for an in-memory model)."""
+    if path is None:
+        return None
     digest = hashlib.sha256()
     try:
         with open(path, "rb") as stream:
