@@ -1,4 +1,5 @@
-"""``batch --ray [ADDRESS]``: the batch explained by a pool of Ray actors, resumable.
+"""The Ray runner (``batch --ray [ADDRESS]``): the batch explained by a pool of Ray actors,
+resumable.
 
 The driver lists the inputs (``discover_sources``, as a local run), names their overlays as a
 local run would, and hands Ray Data one small row per input (source, label, kind, path, and a
@@ -8,9 +9,9 @@ retries its batch (Ray Data's actor defaults: ``max_restarts=-1``, ``max_task_re
 Actors write overlays and per-batch part files themselves (``src.batch.ray_worker``); the driver
 streams back one status row per input and never holds a map or an image.
 
-At the end the driver reads the part files one at a time into the local batch's
-``BatchAccumulator`` (records and mean-map sums) and hands it to the same ``write_batch_outputs`` so batch_summary.json/.csv,
-mean maps and report.html are a local run's. A rerun on the same output folder skips every input
+At the end the driver reads the part files one at a time into the local runner's
+``BatchAccumulator`` (records and mean-map sums) and hands it to the same
+``write_batch_outputs``, so batch_summary.json/.csv, mean maps and report.html are a local run's. A rerun on the same output folder skips every input
 whose (source, content SHA-256) is already in a part. A part holding an input that changed or
 left the folder since is deleted and its still-current inputs explained again, so the report
 counts each current input once.
