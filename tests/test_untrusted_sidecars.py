@@ -247,3 +247,17 @@ def test_audit_folder_without_audit_json_is_still_an_error(
     code = _compare(first, second, data, tmp_path / "out", "--audit", str(tmp_path / "empty"))
     assert code == ExitStatus.ERROR
     assert "run `audit` with --output that folder first" in capsys.readouterr().err
+
+
+def test_open_set_rule_from_a_fifo_or_deep_card_is_one_error(tmp_path: Path) -> None:
+    from src.errors import ModelLoadError
+    from src.inference.open_set import OpenSetRule
+
+    fifo = tmp_path / "model_card.json"
+    os.mkfifo(fifo)
+    with pytest.raises(ModelLoadError, match="FIFO"):
+        OpenSetRule.from_card(fifo)  # a blocking open would wait here for a writer
+    deep = tmp_path / "deep_card.json"
+    deep.write_text(DEEP)
+    with pytest.raises(ModelLoadError, match="nested too deeply"):
+        OpenSetRule.from_card(deep)
