@@ -246,6 +246,20 @@ def _save_model(model, directory: Path, name: str, classes: tuple[str, ...]) -> 
     return directory / f"{name}.h5"
 
 
+def write_labelled_drawings(data: Path) -> Path:
+    """``data/<class>.ndjson`` holding the LABELS drawings of each class; returns ``data``."""
+    from src.data.quickdraw import Drawing, write_ndjson
+
+    for class_name in TINY_CLASSES:
+        drawings = [
+            Drawing(class_name, STROKES_BY_CLASS[class_name](), str(n))
+            for n, label in enumerate(LABELS)
+            if label == class_name
+        ]
+        write_ndjson(drawings, data / f"{class_name}.ndjson")
+    return data
+
+
 def _audit(spread: float, worst: float) -> dict:
     """A minimal audit.json: one factor, one path, two levels."""
     levels = [
@@ -267,7 +281,6 @@ def test_cli_writes_json_figure_and_page(
     ink_and_border, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from src.cli.gradcam_analysis import main
-    from src.data.quickdraw import Drawing, write_ndjson
 
     ink, border = ink_and_border
     first = _save_model(ink, tmp_path / "ink", "a", TINY_CLASSES)
@@ -277,14 +290,7 @@ def test_cli_writes_json_figure_and_page(
     for name, (spread, worst) in {"audit_a": (20.0, 0.7), "audit_b": (4.0, 0.86)}.items():
         (tmp_path / name).mkdir()
         (tmp_path / name / "audit.json").write_text(json.dumps(_audit(spread, worst)))
-    data = tmp_path / "data"
-    for class_name in TINY_CLASSES:
-        drawings = [
-            Drawing(class_name, STROKES_BY_CLASS[class_name](), str(n))
-            for n, label in enumerate(LABELS)
-            if label == class_name
-        ]
-        write_ndjson(drawings, data / f"{class_name}.ndjson")
+    data = write_labelled_drawings(tmp_path / "data")
     output = tmp_path / "out"
     # Global options: first model, its labels and layer; then the subcommand's.
     common = ["--model", str(first), "--labels", str(first.parent / "labels.json")]

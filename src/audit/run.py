@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
@@ -54,6 +55,21 @@ class AuditData:
     unreadable_files: list[str] = field(default_factory=list)  # "file: reason"
 
 
+def _index_by_file_stem(class_names: Sequence[str]) -> dict[str, int]:
+    """Class index by file stem: the class name itself, or its safe file name when no other
+    class shares it (``scripts/make_audit_data.py`` writes ``alarm clock`` as ``alarm_clock``)."""
+    from src.utils.filenames import safe_filename
+
+    safe_names = Counter(safe_filename(name) for name in class_names)
+    index = {
+        safe_filename(name): position
+        for position, name in enumerate(class_names)
+        if safe_names[safe_filename(name)] == 1
+    }
+    index.update({name: position for position, name in enumerate(class_names)})
+    return index
+
+
 def load_audit_data(data_dir: str | Path, class_names: Sequence[str], per_class: int) -> AuditData:
     """The first ``per_class`` valid drawings of every ``<data_dir>/<class>.ndjson``.
 
@@ -71,7 +87,7 @@ def load_audit_data(data_dir: str | Path, class_names: Sequence[str], per_class:
         raise DataFormatError(
             f"--data {folder} is not a folder; pass a folder of Quick, Draw! <class>.ndjson files"
         )
-    index = {name: position for position, name in enumerate(class_names)}
+    index = _index_by_file_stem(class_names)
     labels: list[int] = []
     strokes: list[list[np.ndarray]] = []
     data = AuditData(np.zeros(0, np.int64), [], {})
@@ -84,7 +100,7 @@ def load_audit_data(data_dir: str | Path, class_names: Sequence[str], per_class:
         except DataFormatError as error:
             data.unreadable_files.append(f"{file.name}: {error}")
             continue
-        data.counts[file.stem] = len(drawings)
+        data.counts[class_names[index[file.stem]]] = len(drawings)
         labels.extend([index[file.stem]] * len(drawings))
         strokes.extend(drawing_points(drawing.strokes) for drawing in drawings)
     if not strokes:

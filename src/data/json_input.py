@@ -10,6 +10,12 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
+
+from src.utils.input_files import NotRegularFileError, open_regular_file
+
+# Sidecar files (model cards, audit reports) are a few hundred kilobytes; far more is not one.
+MAX_JSON_FILE_BYTES = 16 * 1024 * 1024
 
 
 class JSONInputError(ValueError):
@@ -55,3 +61,27 @@ def parse_json(text: str) -> object:
         raise JSONInputError(f"invalid JSON ({error.msg} at line {error.lineno})") from error
     except RecursionError as error:
         raise JSONInputError("JSON nested too deeply") from error
+
+
+def read_json_file(path: str | Path, max_bytes: int = MAX_JSON_FILE_BYTES) -> object:
+    """Read and decode a JSON file a user handed over (a model card, an audit report).
+
+    Only a regular file is read (never a FIFO or a device), at most ``max_bytes`` of it, as UTF-8.
+
+    Raises:
+        JSONInputError: not a regular file, larger than ``max_bytes``, not UTF-8, or not usable
+            JSON (the message says which).
+        OSError: the file is missing or cannot be opened.
+    """
+    try:
+        with open_regular_file(path) as stream:
+            data = stream.read(max_bytes + 1)
+    except NotRegularFileError as error:
+        raise JSONInputError(str(error)) from error
+    if len(data) > max_bytes:
+        raise JSONInputError(f"larger than {max_bytes} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise JSONInputError(f"not UTF-8 text (byte {error.start})") from error
+    return parse_json(text)

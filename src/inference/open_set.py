@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from src.data.json_input import parse_json
+from src.data.json_input import read_json_file
 from src.errors import ModelLoadError
 
 SCORE_NAMES = ("max_softmax", "max_logit", "energy")
@@ -61,7 +61,7 @@ class OpenSetRule:
         """
         card_path = Path(card_path)
         try:
-            card = parse_json(card_path.read_text(encoding="utf-8"))
+            card = read_json_file(card_path)
         except (OSError, ValueError) as error:
             raise ModelLoadError(f"{card_path} is not a readable model card ({error})") from error
         if not isinstance(card, dict):

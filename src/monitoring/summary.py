@@ -12,7 +12,9 @@ from typing import Any
 import numpy as np
 
 from src.data.json_input import JSONInputError, parse_json
+from src.data.quickdraw import ReadReport
 from src.errors import DataFormatError
+from src.monitoring.log_records import DEFAULT_MAX_READ_BYTES, bounded_lines, record_problem
 
 logger = logging.getLogger(__name__)
 
@@ -30,11 +32,18 @@ def log_files(log_path: str | Path) -> list[Path]:
     return [*rotated, path] if path.exists() else rotated
 
 
-def read_records(log_path: str | Path) -> Iterator[dict[str, Any]]:
-    """Yield the records of a log and its rotated files; malformed lines are logged and skipped.
+def read_records(
+    log_path: str | Path,
+    report: ReadReport | None = None,
+    max_bytes: int = DEFAULT_MAX_READ_BYTES,
+) -> Iterator[dict[str, Any]]:
+    """Yield the well-formed records of a log and its rotated files, oldest first.
+
+    A line that is not JSON, or whose record has the wrong shape (``record_problem``), is
+    skipped, counted in ``report`` and logged; at most ``max_bytes`` are read in all.
 
     Raises:
-        DataFormatError: if there is no log at ``log_path``.
+        DataFormatError: if there is no log at ``log_path``, or it is not a regular file.
     """
     files = log_files(log_path)
     if not files:
@@ -42,16 +51,21 @@ def read_records(log_path: str | Path) -> Iterator[dict[str, Any]]:
             f"attention log not found: {log_path} (start the server with a "
             "confidence threshold, or pass the log's path)"
         )
-    for file in files:
-        with file.open("r", encoding="utf-8", errors="replace") as stream:
-            for number, line in enumerate(stream, start=1):
-                try:
-                    record = parse_json(line)
-                except JSONInputError:
-                    logger.warning("%s:%d: skipped a malformed line", file, number)
-                    continue
-                if isinstance(record, dict) and record.get("top"):
-                    yield record
+    report = report if report is not None else ReadReport()
+    for _file, number, line in bounded_lines(files, report, max_bytes):
+        if not line.strip():
+            continue
+        try:
+            record = parse_json(line)
+        except JSONInputError as error:
+            report.add_problem(f"line {number}", str(error))
+            continue
+        problem = record_problem(record)
+        if problem is not None:
+            report.add_problem(f"line {number}", problem)
+            continue
+        report.read += 1
+        yield record  # type: ignore[misc]
 
 
 def summarise_log(

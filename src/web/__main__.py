@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             port=args.port,
             log_level=args.log_level,
             http=protocol_with_header_timeout(settings.header_timeout_s),
+            timeout_graceful_shutdown=settings.shutdown_grace_s,
         )
         return 0
     # Worker processes start from an import string and read their settings from the
@@ -117,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     # turn a bad model into one line above.
     engine.close()
     os.environ.update({f"SKETCH_{key.upper()}": str(value) for key, value in overrides.items()})
-    return serve_in_processes(args.host, args.port, args.workers, args.log_level)
+    return serve_in_processes(
+        args.host, args.port, args.workers, args.log_level, settings.shutdown_grace_s
+    )
 
 
 if __name__ == "__main__":

@@ -36,6 +36,9 @@ class WebSettings(BaseSettings):
     # Seconds a request waits for its batch, or an explanation route for its computation,
     # before giving up with 503.
     request_timeout_s: float = Field(default=30.0, gt=0.0)
+    # On SIGTERM each worker finishes its requests in flight for at most this long; then they
+    # are cancelled, and a worker still running a little later is killed (src.web.workers).
+    shutdown_grace_s: float = Field(default=20.0, gt=0.0)
     default_method: str = "gradcam"
     # Returned PNGs are enlarged by this nearest-neighbour factor; 1 keeps the 64x64 model size
     # (the page scales it smoothly, and every doubling adds PNG encoding time).

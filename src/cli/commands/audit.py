@@ -21,8 +21,12 @@ from typing import Any
 from src.audit import AUDIT_FIGURE, AUDIT_JSON
 from src.cli.common import emit, load_engine, load_labels, prepare_output_dir
 from src.cli.exit_status import ExitStatus
-from src.utils.arguments import positive_int
+from src.utils.arguments import MAX_SEED, bounded_int
 from src.utils.atomic_write import write_json_atomic
+
+# Far beyond any Quick, Draw! class file's useful share: each drawing is rendered at every level.
+MAX_PER_CLASS = 100_000
+MAX_BATCH_SIZE = 65_536
 
 
 def register(subparsers: Any) -> None:
@@ -40,19 +44,27 @@ def register(subparsers: Any) -> None:
         "--per_class",
         "--per-class",
         dest="per_class",
-        type=positive_int,
+        type=bounded_int(1, MAX_PER_CLASS),
         default=40,
-        help="drawings per class, the first valid ones of each file (default 40)",
+        help=(
+            "drawings per class, the first valid ones of each file "
+            f"(default 40, at most {MAX_PER_CLASS})"
+        ),
     )
     parser.add_argument(
         "--batch_size",
         "--batch-size",
         dest="batch_size",
-        type=positive_int,
+        type=bounded_int(1, MAX_BATCH_SIZE),
         default=256,
-        help="images per Grad-CAM call (default 256)",
+        help=f"images per Grad-CAM call (default 256, at most {MAX_BATCH_SIZE})",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of jitter and shuffled order")
+    parser.add_argument(
+        "--seed",
+        type=bounded_int(0, MAX_SEED),
+        default=0,
+        help=f"seed of jitter and shuffled order (0 to {MAX_SEED})",
+    )
     parser.set_defaults(handler=run)
 
 

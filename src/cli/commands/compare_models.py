@@ -16,7 +16,6 @@ Unreadable inputs are listed in the JSON and the exit code is then PARTIAL_FAILU
 from __future__ import annotations
 
 import argparse
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -102,16 +101,16 @@ def _per_model(values: list | None, count: int, flag: str) -> list:
     return list(values)
 
 
-def _read_json(path: Path | None, missing: str | None) -> dict[str, Any] | None:
-    """A JSON file's content; None if absent and ``missing`` is None, else an error naming it."""
-    if path is None or not path.is_file():
-        if missing is not None:
-            raise SketchError(f"{path} not found; {missing}")
+def _audit_report(folder: Path | None) -> Any:
+    """The audit.json in ``folder`` (None without a folder or when unusable, with a warning)."""
+    from src.explain.sidecars import read_audit_report
+
+    if folder is None:
         return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise SketchError(f"{path} is not valid JSON ({error.__class__.__name__})") from error
+    path = folder / AUDIT_NAME
+    if not path.exists():
+        raise SketchError(f"{path} not found; run `audit` with --output that folder first")
+    return read_audit_report(path)
 
 
 def _display_names(paths: list[Path]) -> list[str]:
@@ -178,15 +177,13 @@ def run(args: argparse.Namespace) -> int:
         model_input_size,
         shared_class_names,
     )
+    from src.explain.sidecars import read_model_card
     from src.models.io import load_model
 
     entries = _model_entries(args)
     shared = shared_class_names([(entry["name"], entry["labels"].class_names) for entry in entries])
     for entry in entries:
-        entry["audit_data"] = _read_json(
-            entry["audit"] and entry["audit"] / AUDIT_NAME,
-            None if entry["audit"] is None else "run `audit` with --output that folder first",
-        )
+        entry["audit_data"] = _audit_report(entry["audit"])
     output_dir = prepare_output_dir(args.output)
     discovery = discover_inputs(args.data, LabelMap(shared), args.per_class, exclude=output_dir)
     specs = []
@@ -198,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
                 entry["labels"].class_names,
                 entry["name"],
                 entry["layer"],
-                _read_json(entry["path"].with_name(CARD_NAME), None),
+                read_model_card(entry["path"].with_name(CARD_NAME)),
                 entry["audit_data"],
             )
         )

@@ -16,7 +16,7 @@ from typing import Any
 
 from src.cli.common import emit, load_engine, prepare_output_dir
 from src.cli.exit_status import ExitStatus
-from src.data.json_input import JSONInputError, parse_json
+from src.data.json_input import JSONInputError, read_json_file
 from src.errors import DataFormatError, InvalidImageError
 from src.utils.arguments import positive_int
 from src.utils.atomic_write import write_json_atomic
@@ -50,8 +50,8 @@ def load_drawing(path: Path, index: int = 0) -> list[Any]:
     if not path.is_file():
         raise DataFormatError(f"drawing file not found: {path}")
     try:
-        data = parse_json(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, JSONInputError) as error:
+        data = read_json_file(path)
+    except JSONInputError as error:
         raise DataFormatError(f"{path} is not JSON: {error}") from error
     strokes = data.get("drawing", data.get("strokes")) if isinstance(data, dict) else data
     if not isinstance(strokes, list):
