@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 import logging
+import zipfile
 from pathlib import Path
 from typing import Any
 
+from src.data.json_input import JSONInputError, parse_json
 from src.errors import ModelLoadError
+from src.models.legacy_config import repair_legacy_config
+from src.models.model_config import read_archive_config, read_h5_config
+from src.models.sketch_model import check_sketch_input
+
+__all__ = ["check_sketch_input", "declared_output_kind", "load_model"]
 
 logger = logging.getLogger(__name__)
 
 MODEL_SUFFIXES = (".h5", ".hdf5", ".keras")
 # The first bytes of every HDF5 file (the format of Keras .h5 models).
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+CARD_FILENAME = "model_card.json"
 
 
 def load_model(path: str | Path, safe_mode: bool = True) -> Any:
     """Load a ``.h5``/``.keras`` Keras model for inference (uncompiled).
+
+    Keras 2 ``.h5`` files whose config Keras 3 refuses are repaired (config only) and their
+    weights loaded layer by layer; each repair is logged at INFO (``--verbose`` shows it).
 
     Args:
         path: model file.
@@ -28,33 +39,28 @@ def load_model(path: str | Path, safe_mode: bool = True) -> Any:
 
     Raises:
         ModelLoadError: if the file is missing, has the wrong suffix, is not a Keras model,
-            is truncated, or holds unsafe layers.
+            is truncated, holds unsafe layers, or is a SavedModel or TensorFlow Lite model.
     """
     file = Path(path)
-    if not file.is_file():
-        raise ModelLoadError(
-            f"model file not found: {file} (train one with `python -m src.training.train` "
-            "or pass --model models/best_model.h5)"
-        )
-    if file.suffix.lower() not in MODEL_SUFFIXES:
-        raise ModelLoadError(f"{file} is not a Keras model file: use a .h5 or .keras file")
+    _check_format(file)
     _check_container(file)
     import keras
 
     try:
-        model = keras.models.load_model(file, compile=False, safe_mode=safe_mode)
+        config = read_archive_config(file) if file.suffix.lower() == ".keras" else None
+        config = read_h5_config(file) if file.suffix.lower() != ".keras" else config
+        repaired, repairs = _repaired(config) if isinstance(config, dict) else (None, [])
+        for repair in repairs:
+            logger.info("%s: repaired legacy config: %s", file, repair)
+        if repaired is not None and repairs:
+            model = _load_repaired_h5(file, repaired, safe_mode)
+        else:
+            model = keras.models.load_model(file, compile=False, safe_mode=safe_mode)
+    except ModelLoadError:
+        raise
     except (ValueError, TypeError) as error:
-        message = str(error)
-        if "lambda" in message.lower() or "safe_mode" in message:
-            raise ModelLoadError(
-                f"{file} contains a Lambda layer, which can run arbitrary code, so it is refused; "
-                "rebuild the model with built-in layers (or load it yourself with "
-                "safe_mode=False if you trust the file)"
-            ) from error
-        raise ModelLoadError(
-            f"{file} is not a loadable Keras model: {_first_line(message)}"
-        ) from error
-    except (OSError, KeyError, AttributeError, ImportError) as error:
+        raise _load_error(file, str(error)) from error
+    except (OSError, KeyError, AttributeError, ImportError, zipfile.BadZipFile) as error:
         raise ModelLoadError(
             f"{file} is not a valid Keras model file (truncated or another format): "
             f"{_first_line(str(error))}"
@@ -65,12 +71,33 @@ def load_model(path: str | Path, safe_mode: bool = True) -> Any:
     return model
 
 
+def _check_format(file: Path) -> None:
+    """Refuse what is not a Keras model file, naming how to convert the formats that say so."""
+    if file.is_dir() and (file / "saved_model.pb").is_file() or file.suffix.lower() == ".pb":
+        raise ModelLoadError(
+            f"{file} is a TensorFlow SavedModel; SketchCAM needs a Keras .keras or .h5 file: "
+            "load it with tf.keras.models.load_model (or keras.layers.TFSMLayer) and save it "
+            "with model.save('model.keras')"
+        )
+    if file.suffix.lower() == ".tflite":
+        raise ModelLoadError(
+            f"{file} is a TensorFlow Lite model, which cannot be explained (it has no "
+            "gradients); SketchCAM needs the Keras model it was converted from (.keras or .h5)"
+        )
+    if not file.is_file():
+        raise ModelLoadError(
+            f"model file not found: {file} (train one with `python -m src.training.train` "
+            "or pass --model models/best_model.h5)"
+        )
+    if file.suffix.lower() not in MODEL_SUFFIXES:
+        raise ModelLoadError(f"{file} is not a Keras model file: use a .h5 or .keras file")
+
+
 def _check_container(file: Path) -> None:
     """Refuse a file whose bytes are not the container its suffix promises (zip or HDF5).
 
     Keras reports such files as "File not found", which sends users looking in the wrong place.
     """
-    import zipfile
 
     if file.suffix.lower() == ".keras" and not zipfile.is_zipfile(file):
         raise ModelLoadError(
@@ -86,25 +113,61 @@ def _check_container(file: Path) -> None:
                 )
 
 
-def check_sketch_input(model: Any, image_size: int = 64, source: str | Path | None = None) -> None:
-    """Check that a model takes (image_size, image_size, 1) sketches, the project's input.
+def _repaired(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The legacy repairs of a ``.h5`` config (``.keras`` archives are Keras 3's own format)."""
+    if "class_name" not in config or "config" not in config:
+        return config, []
+    return repair_legacy_config(config)
 
-    Args:
-        model: the loaded ``keras.Model``.
-        image_size: the side of the square sketches fed to it.
-        source: the model file, named in the message when given.
+
+def _load_repaired_h5(file: Path, config: dict[str, Any], safe_mode: bool) -> Any:
+    """Rebuild a model from a repaired config, then load the file's weights layer by layer
+    with Keras's own legacy loader (the same steps as ``keras.models.load_model`` on a .h5)."""
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format, saving_options, saving_utils
+    from keras.src.saving import serialization_lib
+
+    legacy_scope = saving_options.keras_option_scope(use_legacy_config=True)
+    with h5py.File(file, "r") as handle, legacy_scope, serialization_lib.SafeModeScope(safe_mode):
+        if "model_weights" not in handle:
+            raise ModelLoadError(f"{file} is not a loadable Keras model: it has no model_weights")
+        model = saving_utils.model_from_config(config, custom_objects={})
+        legacy_h5_format.load_weights_from_hdf5_group(handle["model_weights"], model)
+    return model
+
+
+def _load_error(file: Path, message: str) -> ModelLoadError:
+    """The one-line error for a file Keras refused while rebuilding the model."""
+    if "lambda" in message.lower() or "safe_mode" in message:
+        return ModelLoadError(
+            f"{file} contains a Lambda layer, which can run arbitrary code, so it is refused; "
+            "rebuild the model with built-in layers (or load it yourself with "
+            "safe_mode=False if you trust the file)"
+        )
+    if "No model config found" in message:
+        return ModelLoadError(
+            f"{file} is not a loadable Keras model: it holds weights only; SketchCAM needs the "
+            "whole model, saved with model.save"
+        )
+    return ModelLoadError(f"{file} is not a loadable Keras model: {_first_line(message)}")
+
+
+def declared_output_kind(model_path: str | Path) -> str | None:
+    """The ``"output"`` field ("probabilities" or "logits") of the ``model_card.json`` beside
+    the model, or None when there is no card or no such field.
 
     Raises:
-        ModelLoadError: naming the model's actual input shape and what is expected.
+        ModelLoadError: the card is not JSON.
     """
-    shape = tuple(model.input_shape) if not isinstance(model.input_shape, list) else None
-    expected = (None, image_size, image_size, 1)
-    if shape != expected:
-        where = f"{source}: " if source is not None else ""
-        raise ModelLoadError(
-            f"{where}model expects input {model.input_shape}, but SketchCAM feeds grayscale sketches "
-            f"shaped {expected}; retrain with `python -m src.training.train`"
-        )
+    card = Path(model_path).with_name(CARD_FILENAME)
+    if not card.is_file():
+        return None
+    try:
+        data = parse_json(card.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, JSONInputError) as error:
+        raise ModelLoadError(f"model card {card} is not valid JSON: {error}") from error
+    value = data.get("output") if isinstance(data, dict) else None
+    return None if value is None else str(value)
 
 
 def _first_line(message: str) -> str:

@@ -176,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
         model_input_size,
         shared_class_names,
     )
-    from src.models.io import load_model
+    from src.models.io import check_sketch_input, load_model
 
     entries = _model_entries(args)
     shared = shared_class_names([(entry["name"], entry["labels"].class_names) for entry in entries])
@@ -190,6 +190,7 @@ def run(args: argparse.Namespace) -> int:
     specs = []
     for entry in entries:
         model = load_model(entry["path"])
+        check_sketch_input(model, source=entry["path"])
         specs.append(
             ComparedModel(
                 model,
