@@ -58,15 +58,9 @@ class Predictor:
     """
 
     def __init__(self, model: Any, labels: LabelMap) -> None:
-        from src.errors import LabelMappingError
         from src.visualization.autodiff import compile_forward
 
-        outputs = int(model.output_shape[-1])
-        if outputs != len(labels):
-            raise LabelMappingError(
-                f"the model has {outputs} outputs but the label mapping has {len(labels)} classes; "
-                "pass the label_mapping.json written with this model"
-            )
+        labels.check_outputs(int(model.output_shape[-1]))
         self.model = model
         self.labels = labels
         self._forward = compile_forward(model)
