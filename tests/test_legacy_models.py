@@ -309,3 +309,69 @@ def test_legacy_files_that_need_code_are_refused(
     path = write_keras2_h5(tmp_path / name, config, _reference_model(), "2.1.6")
     with pytest.raises(ModelLoadError, match=message):
         load_model(path)
+
+
+# --- files written by tf.keras itself (the tf_keras package, Keras 2.x) --------------------------
+
+
+def _tf_keras_sequential(tf_keras: Any) -> Any:
+    layers = tf_keras.layers
+    return tf_keras.Sequential(
+        [
+            layers.Conv2D(2, 3, activation="relu", input_shape=(SIDE, SIDE, 1)),
+            layers.BatchNormalization(),
+            layers.MaxPooling2D(),
+            layers.Flatten(),
+            layers.Dropout(0.5),
+            layers.Dense(CLASSES, activation="softmax"),
+        ]
+    )
+
+
+def _tf_keras_functional(tf_keras: Any) -> Any:
+    layers = tf_keras.layers
+    inputs = tf_keras.Input((SIDE, SIDE, 3))
+    x = layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
+    x = layers.BatchNormalization(renorm=True, virtual_batch_size=None)(x)
+    x = layers.SeparableConv2D(4, 3, activation="relu")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    return tf_keras.Model(inputs, layers.Dense(CLASSES)(x))
+
+
+@pytest.mark.parametrize("build", [_tf_keras_sequential, _tf_keras_functional])
+def test_tf_keras_h5_predicts_as_tf_keras_does(tmp_path: Path, build: Any) -> None:
+    tf_keras = pytest.importorskip(
+        "tf_keras", reason="tf-keras (dev extra) writes real Keras 2 files"
+    )
+    tf_keras.utils.set_random_seed(8)
+    original = build(tf_keras)
+    rng = np.random.default_rng(9)
+    # Positive weights keep batch-norm variances valid, so no NaN can pass as equal.
+    original.set_weights(
+        [rng.uniform(0.5, 1.5, w.shape).astype(np.float32) for w in original.weights]
+    )
+    original.save(tmp_path / "tf_keras.h5")
+    images = rng.random((3, *original.input_shape[1:])).astype(np.float32)
+    model = load_model(tmp_path / "tf_keras.h5")
+    expected = original.predict(images, verbose=0)
+    assert np.isfinite(expected).all()
+    np.testing.assert_allclose(model.predict(images, verbose=0), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_verbose_cli_names_each_repair(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """--verbose shows the project's INFO records; each repair is one of them."""
+    from src.cli.gradcam_analysis import main
+
+    config = SEQUENTIAL_CASES[1][2]  # Keras 2.2: initializer dtype, input shape on the layer
+    path = write_keras2_h5(tmp_path / "k22.h5", config, _reference_model(), "2.2.4-tf")
+    with caplog.at_level(logging.INFO):
+        assert main(["--verbose", "--model", str(path), "layers"]) == 0
+    assert "conv2d_1" in capsys.readouterr().out
+    repairs = [r.getMessage() for r in caplog.records if "repaired legacy config" in r.getMessage()]
+    assert all(str(path) in message for message in repairs)
+    assert any("dropped dtype from kernel_initializer" in message for message in repairs)
+    assert any("moved to an InputLayer" in message for message in repairs)
+    levels = {r.levelno for r in caplog.records if "repaired legacy config" in r.getMessage()}
+    assert levels == {logging.INFO}
