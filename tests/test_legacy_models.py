@@ -375,3 +375,28 @@ def test_verbose_cli_names_each_repair(
     assert any("moved to an InputLayer" in message for message in repairs)
     levels = {r.levelno for r in caplog.records if "repaired legacy config" in r.getMessage()}
     assert levels == {logging.INFO}
+
+
+def test_h5_config_past_the_size_bound_is_refused_before_decoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import src.models.model_config as model_config
+
+    config = SEQUENTIAL_CASES[2][2]
+    path = write_keras2_h5(tmp_path / "k22.h5", config, _reference_model(), "2.2.4")
+    size = len(json.dumps(config).encode())
+    monkeypatch.setattr(model_config, "MAX_CONFIG_BYTES", size - 1)
+    with pytest.raises(ModelLoadError, match=f"its model_config is {size:,} bytes, more than"):
+        load_model(path)
+    monkeypatch.setattr(model_config, "MAX_CONFIG_BYTES", size)
+    load_model(path)  # exactly at the bound is accepted
+
+
+def test_h5_config_nested_past_the_depth_bound_is_refused(tmp_path: Path) -> None:
+    from src.models.model_config import MAX_CONFIG_DEPTH
+
+    config = SEQUENTIAL_CASES[2][2]
+    deep = {**config, "extra": json.loads("[" * MAX_CONFIG_DEPTH + "]" * MAX_CONFIG_DEPTH)}
+    path = write_keras2_h5(tmp_path / "deep.h5", deep, _reference_model(), "2.2.4")
+    with pytest.raises(ModelLoadError, match=f"model_config .*deeper than {MAX_CONFIG_DEPTH}"):
+        load_model(path)

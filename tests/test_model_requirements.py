@@ -8,6 +8,7 @@ scores gets confidences that are probabilities.
 from __future__ import annotations
 
 import json
+import tracemalloc
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -200,8 +201,12 @@ def test_config_just_past_the_depth_bound_is_refused(tmp_path: Path) -> None:
 def test_config_that_unpacks_past_the_bound_is_refused_unread(tmp_path: Path) -> None:
     path = _archive(tmp_path / "bomb.keras", "{" + " " * MAX_CONFIG_BYTES + "}")
     assert path.stat().st_size < MAX_CONFIG_BYTES // 100  # small on disk, large unpacked
+    tracemalloc.start()
     with pytest.raises(ModelLoadError, match="config.json is 16,777,218 bytes, more than"):
         load_model(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < MAX_CONFIG_BYTES // 8  # refused from the zip directory, never unpacked
 
 
 def test_savedmodel_folder_and_tflite_name_the_conversion(tmp_path: Path) -> None:

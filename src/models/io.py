@@ -44,11 +44,11 @@ def load_model(path: str | Path, safe_mode: bool = True) -> Any:
     file = Path(path)
     _check_format(file)
     _check_container(file)
-    import keras
-
     try:
         config = read_archive_config(file) if file.suffix.lower() == ".keras" else None
         config = read_h5_config(file) if file.suffix.lower() != ".keras" else config
+        import keras  # after the bounded config read: a hostile file costs no TensorFlow start
+
         repaired, repairs = _repaired(config) if isinstance(config, dict) else (None, [])
         for repair in repairs:
             logger.info("%s: repaired legacy config: %s", file, repair)

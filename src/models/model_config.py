@@ -3,8 +3,8 @@
 Keras decodes a ``.keras`` archive's ``config.json`` (and a ``.h5`` file's ``model_config``
 attribute) whole and rebuilds the model recursively, so a small file whose config unpacks to
 hundreds of megabytes, or nests thousands deep, exhausts memory or the stack inside Keras.
-Reading the config here first, from the zip member's declared size or the HDF5 attribute's
-stored size, refuses those files before anything large is read.
+Reading the config here first refuses those files before anything large is decoded: a zip
+member by its declared size (before it is unpacked), an HDF5 attribute by its stored size.
 """
 
 from __future__ import annotations
@@ -61,10 +61,14 @@ def read_h5_config(file: Path) -> object | None:
     with h5py.File(file, "r") as handle:
         if "model_config" not in handle.attrs:
             return None
+        # A fixed-length string reports its size here; a variable-length one (h5py 3) only
+        # once read, but HDF5 stores attributes uncompressed, so reading it costs no more than
+        # the file's own size on disk: the bound then applies before decoding.
         storage = handle.attrs.get_id("model_config").get_storage_size()
         _check_size(file, "model_config", storage)
         value = handle.attrs["model_config"]
     data = value if isinstance(value, bytes) else str(value).encode("utf-8")
+    _check_size(file, "model_config", len(data))
     return decode_config(file, "model_config", data)
 
 
