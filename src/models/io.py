@@ -45,14 +45,18 @@ def load_model(path: str | Path, safe_mode: bool = True) -> Any:
     _check_format(file)
     _check_container(file)
     try:
-        config = read_archive_config(file) if file.suffix.lower() == ".keras" else None
-        config = read_h5_config(file) if file.suffix.lower() != ".keras" else config
+        # .keras archives are Keras 3's own format; only .h5 files can hold Keras 2 configs.
+        if file.suffix.lower() == ".keras":
+            read_archive_config(file)
+            repairs: list[str] = []
+        else:
+            config = read_h5_config(file)
+            repaired, repairs = _repaired(config) if isinstance(config, dict) else ({}, [])
         import keras  # after the bounded config read: a hostile file costs no TensorFlow start
 
-        repaired, repairs = _repaired(config) if isinstance(config, dict) else (None, [])
         for repair in repairs:
             logger.info("%s: repaired legacy config: %s", file, repair)
-        if repaired is not None and repairs:
+        if repairs:
             model = _load_repaired_h5(file, repaired, safe_mode)
         else:
             model = keras.models.load_model(file, compile=False, safe_mode=safe_mode)
@@ -114,7 +118,7 @@ def _check_container(file: Path) -> None:
 
 
 def _repaired(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """The legacy repairs of a ``.h5`` config (``.keras`` archives are Keras 3's own format)."""
+    """The repaired ``.h5`` config and its repairs (none for what is not a model config)."""
     if "class_name" not in config or "config" not in config:
         return config, []
     return repair_legacy_config(config)
