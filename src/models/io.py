@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -45,13 +48,7 @@ def load_model(path: str | Path, safe_mode: bool = True) -> Any:
     _check_format(file)
     _check_container(file)
     try:
-        # .keras archives are Keras 3's own format; only .h5 files can hold Keras 2 configs.
-        if file.suffix.lower() == ".keras":
-            read_archive_config(file)
-            repairs: list[str] = []
-        else:
-            config = read_h5_config(file)
-            repaired, repairs = _repaired(config) if isinstance(config, dict) else ({}, [])
+        repaired, repairs = _bounded_and_repaired_config(file)
         import keras  # after the bounded config read: a hostile file costs no TensorFlow start
 
         for repair in repairs:
@@ -117,27 +114,39 @@ def _check_container(file: Path) -> None:
                 )
 
 
-def _repaired(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """The repaired ``.h5`` config and its repairs (none for what is not a model config)."""
-    if "class_name" not in config or "config" not in config:
-        return config, []
+def _bounded_and_repaired_config(file: Path) -> tuple[dict[str, Any], list[str]]:
+    """Read the file's config within bounds; for a ``.h5``, its Keras 2 repairs.
+
+    Returns:
+        The repaired config and one sentence per repair (none: let Keras load the file).
+    """
+    # .keras archives are Keras 3's own format; only .h5 files can hold Keras 2 configs.
+    if file.suffix.lower() == ".keras":
+        read_archive_config(file)
+        return {}, []
+    config = read_h5_config(file)
+    if not isinstance(config, dict) or "class_name" not in config or "config" not in config:
+        return {}, []
     return repair_legacy_config(config)
 
 
 def _load_repaired_h5(file: Path, config: dict[str, Any], safe_mode: bool) -> Any:
-    """Rebuild a model from a repaired config, then load the file's weights layer by layer
-    with Keras's own legacy loader (the same steps as ``keras.models.load_model`` on a .h5)."""
+    """Load a ``.h5`` with its repaired config: Keras's own legacy loader runs on a temporary
+    copy whose ``model_config`` is the repaired one, so the weights load layer by layer exactly
+    as Keras loads any ``.h5`` (the user's file is never written)."""
     import h5py
-    from keras.src.legacy.saving import legacy_h5_format, saving_options, saving_utils
-    from keras.src.saving import serialization_lib
+    import keras
 
-    legacy_scope = saving_options.keras_option_scope(use_legacy_config=True)
-    with h5py.File(file, "r") as handle, legacy_scope, serialization_lib.SafeModeScope(safe_mode):
-        if "model_weights" not in handle:
-            raise ModelLoadError(f"{file} is not a loadable Keras model: it has no model_weights")
-        model = saving_utils.model_from_config(config, custom_objects={})
-        legacy_h5_format.load_weights_from_hdf5_group(handle["model_weights"], model)
-    return model
+    with tempfile.TemporaryDirectory(prefix="sketchcam-legacy-") as folder:
+        copy = Path(folder) / "repaired.h5"
+        shutil.copyfile(file, copy)
+        with h5py.File(copy, "r+") as handle:
+            if "model_weights" not in handle:
+                raise ModelLoadError(
+                    f"{file} is not a loadable Keras model: it has no model_weights"
+                )
+            handle.attrs["model_config"] = json.dumps(config).encode("utf-8")
+        return keras.models.load_model(copy, compile=False, safe_mode=safe_mode)
 
 
 def _load_error(file: Path, message: str) -> ModelLoadError:
