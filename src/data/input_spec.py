@@ -140,14 +140,11 @@ def card_path_for(model_path: str | Path) -> Path:
     return Path(model_path).with_name(CARD_NAME)
 
 
-def read_card_convention(card_path: str | Path) -> dict[str, str]:
-    """The ``"input"`` block of a model card: ``{"ink": ..., "value_range": ...}``, either optional.
-
-    A missing card, or a card without the block, gives ``{}``.
+def read_card(card_path: str | Path) -> dict[str, Any]:
+    """A model card's JSON object; ``{}`` when there is no card (or it is not an object).
 
     Raises:
-        ModelLoadError: the card is unreadable, not a JSON object, or its block names an
-            unknown ink or value range (the message names the file and the field).
+        ModelLoadError: the card is too large or unreadable (the message names the file).
     """
     path = Path(card_path)
     if not path.is_file():
@@ -160,7 +157,20 @@ def read_card_convention(card_path: str | Path) -> dict[str, str]:
         raise ModelLoadError(
             f"{path}: cannot read the model card ({error}); fix or remove it"
         ) from error
-    block = card.get("input") if isinstance(card, dict) else None
+    return card if isinstance(card, dict) else {}
+
+
+def read_card_convention(card_path: str | Path) -> dict[str, str]:
+    """The ``"input"`` block of a model card: ``{"ink": ..., "value_range": ...}``, either optional.
+
+    A missing card, or a card without the block, gives ``{}``.
+
+    Raises:
+        ModelLoadError: the card is unreadable, not a JSON object, or its block names an
+            unknown ink or value range (the message names the file and the field).
+    """
+    path = Path(card_path)
+    block = read_card(path).get("input")
     if block is None:
         return {}
     if not isinstance(block, dict):

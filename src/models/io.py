@@ -10,7 +10,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from src.data.json_input import JSONInputError, parse_json
+from src.data.input_spec import card_path_for, read_card
 from src.errors import ModelLoadError
 from src.models.legacy_config import repair_legacy_config
 from src.models.model_config import read_archive_config, read_h5_config
@@ -23,7 +23,6 @@ logger = logging.getLogger(__name__)
 MODEL_SUFFIXES = (".h5", ".hdf5", ".keras")
 # The first bytes of every HDF5 file (the format of Keras .h5 models).
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-CARD_FILENAME = "model_card.json"
 
 
 def load_model(path: str | Path, safe_mode: bool = True) -> Any:
@@ -170,16 +169,9 @@ def declared_output_kind(model_path: str | Path) -> str | None:
     the model, or None when there is no card or no such field.
 
     Raises:
-        ModelLoadError: the card is not JSON.
+        ModelLoadError: the card is unreadable.
     """
-    card = Path(model_path).with_name(CARD_FILENAME)
-    if not card.is_file():
-        return None
-    try:
-        data = parse_json(card.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, JSONInputError) as error:
-        raise ModelLoadError(f"model card {card} is not valid JSON: {error}") from error
-    value = data.get("output") if isinstance(data, dict) else None
+    value = read_card(card_path_for(model_path)).get("output")
     return None if value is None else str(value)
 
 
