@@ -23,6 +23,11 @@ class ModelLoadError(SketchError):
     """A model file is missing, not a Keras model, unsafe, or has the wrong input shape."""
 
 
+class UnsupportedModelError(ModelLoadError):
+    """A model loads but is not an image classifier SketchCAM can explain (inputs, outputs,
+    no spatial layer, or output kind unknown)."""
+
+
 class DataFormatError(SketchError):
     """A Quick, Draw! data file is malformed (the message names the file and line)."""
 

@@ -6,7 +6,7 @@
 | 1    | ERROR           | another SketchError (message names the fix)                      |
 | 2    | USAGE           | bad command-line arguments (argparse)                            |
 | 3    | INVALID_IMAGE   | image missing, not an image, truncated, or no sketches found     |
-| 4    | MODEL_ERROR     | model missing, not a Keras model, unsafe, or wrong input shape   |
+| 4    | MODEL_ERROR     | model missing, not a Keras model, unsafe, or not explainable     |
 | 5    | LABELS_ERROR    | label mapping missing, malformed, or not matching the model      |
 | 6    | UNKNOWN_CLASS   | class name not in the label mapping (closest names are given)    |
 | 7    | LAYER_NOT_FOUND | --layer not in the model (candidate layers are listed)           |

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from src.data.json_input import JSONInputError, parse_json
+from src.data.json_input import JSONInputError, read_json_file
 from src.errors import ModelLoadError
 
 INK_CHOICES = ("dark", "light")
@@ -140,6 +140,24 @@ def card_path_for(model_path: str | Path) -> Path:
     return Path(model_path).with_name(CARD_NAME)
 
 
+def read_card(card_path: str | Path) -> dict[str, Any]:
+    """A model card's JSON object; ``{}`` when there is no card (or it is not an object).
+
+    Raises:
+        ModelLoadError: the card is too large or unreadable (the message names the file).
+    """
+    path = Path(card_path)
+    if not path.exists():
+        return {}
+    try:
+        card = read_json_file(path, MAX_CARD_BYTES)
+    except (OSError, JSONInputError) as error:
+        raise ModelLoadError(
+            f"{path}: cannot read the model card ({error}); fix or remove it"
+        ) from error
+    return card if isinstance(card, dict) else {}
+
+
 def read_card_convention(card_path: str | Path) -> dict[str, str]:
     """The ``"input"`` block of a model card: ``{"ink": ..., "value_range": ...}``, either optional.
 
@@ -150,17 +168,7 @@ def read_card_convention(card_path: str | Path) -> dict[str, str]:
             unknown ink or value range (the message names the file and the field).
     """
     path = Path(card_path)
-    if not path.is_file():
-        return {}
-    if path.stat().st_size > MAX_CARD_BYTES:
-        raise ModelLoadError(f"{path} is larger than a model card can be; remove or fix it")
-    try:
-        card = parse_json(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, JSONInputError) as error:
-        raise ModelLoadError(
-            f"{path}: cannot read the model card ({error}); fix or remove it"
-        ) from error
-    block = card.get("input") if isinstance(card, dict) else None
+    block = read_card(path).get("input")
     if block is None:
         return {}
     if not isinstance(block, dict):

@@ -42,14 +42,20 @@ def _refuse_constant(name: str) -> float:
     raise JSONInputError(f"{name} is not a JSON number")
 
 
-def parse_json(text: str) -> object:
+def parse_json(text: str, max_depth: int | None = None) -> object:
     """Decode JSON text, turning every malformed or hostile input into ``JSONInputError``.
+
+    Args:
+        text: the JSON text.
+        max_depth: refuse arrays and objects nested deeper than this (None: only Python's own
+            recursion limit applies). Callers that hand the value to recursive code, like a
+            model config to Keras, bound it here so that code never meets the deep structure.
 
     Raises:
         JSONInputError: bad syntax (with its position), nesting too deep, numbers out of range.
     """
     try:
-        return json.loads(
+        value = json.loads(
             text,
             parse_float=_finite_float,
             parse_int=_bounded_int,
@@ -61,6 +67,9 @@ def parse_json(text: str) -> object:
         raise JSONInputError(f"invalid JSON ({error.msg} at line {error.lineno})") from error
     except RecursionError as error:
         raise JSONInputError("JSON nested too deeply") from error
+    if max_depth is not None and _depth_exceeds(value, max_depth):
+        raise JSONInputError(f"JSON nested deeper than {max_depth} levels")
+    return value
 
 
 def read_json_file(path: str | Path, max_bytes: int = MAX_JSON_FILE_BYTES) -> object:
@@ -85,3 +94,17 @@ def read_json_file(path: str | Path, max_bytes: int = MAX_JSON_FILE_BYTES) -> ob
     except UnicodeDecodeError as error:
         raise JSONInputError(f"not UTF-8 text (byte {error.start})") from error
     return parse_json(text)
+
+
+def _depth_exceeds(value: object, max_depth: int) -> bool:
+    """Whether containers nest deeper than ``max_depth`` (iterative: no recursion to exhaust)."""
+    pending: list[tuple[object, int]] = [(value, 1)]
+    while pending:
+        item, level = pending.pop()
+        if not isinstance(item, (dict, list)):
+            continue
+        if level > max_depth:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        pending.extend((child, level + 1) for child in children)
+    return False

@@ -58,31 +58,38 @@ class Predictor:
     """
 
     def __init__(self, model: Any, labels: LabelMap) -> None:
-        from src.errors import LabelMappingError
         from src.visualization.autodiff import compile_forward
 
-        outputs = int(model.output_shape[-1])
-        if outputs != len(labels):
-            raise LabelMappingError(
-                f"the model has {outputs} outputs but the label mapping has {len(labels)} classes; "
-                "pass the label_mapping.json written with this model"
-            )
+        labels.check_outputs(int(model.output_shape[-1]))
         self.model = model
         self.labels = labels
         self._forward = compile_forward(model)
 
     @classmethod
-    def from_files(cls, model_path: str | Path, labels: LabelMap | str | Path) -> Predictor:
+    def from_files(
+        cls,
+        model_path: str | Path,
+        labels: LabelMap | str | Path,
+        declared_output: str | None = None,
+    ) -> Predictor:
         """Load a sketch model (``src.models.io.load_model``) with its label mapping.
+
+        A model ending in raw scores gets a softmax on top, so confidences are probabilities.
 
         Args:
             model_path: ``.h5`` or ``.keras`` file taking (64, 64, 1) sketches.
             labels: a loaded LabelMap, or the path of its JSON file.
+            declared_output: "probabilities" or "logits" when the model cannot tell; default
+                the ``"output"`` field of the model card beside the model.
         """
-        from src.models.io import check_sketch_input, load_model
+        from src.models.io import check_sketch_input, declared_output_kind, load_model
+        from src.models.sketch_model import output_kind, with_probabilities
 
         model = load_model(model_path)
-        check_sketch_input(model, source=model_path)
+        # The sketches reach this path as 64x64 grey images.
+        check_sketch_input(model, image_size=64, source=model_path)
+        declared = declared_output or declared_output_kind(model_path)
+        model = with_probabilities(model, output_kind(model, declared, source=model_path))
         return cls(model, labels if isinstance(labels, LabelMap) else LabelMap.load(labels))
 
     def probabilities(self, images: Any) -> np.ndarray:

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
+import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
+from src.data.input_spec import card_path_for, read_card
 from src.errors import ModelLoadError
+from src.models.legacy_config import repair_legacy_config
+from src.models.model_config import read_archive_config, read_h5_config
+from src.models.sketch_model import check_sketch_input
+
+__all__ = ["check_sketch_input", "declared_output_kind", "load_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -18,6 +28,9 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 def load_model(path: str | Path, safe_mode: bool = True) -> Any:
     """Load a ``.h5``/``.keras`` Keras model for inference (uncompiled).
 
+    Keras 2 ``.h5`` files whose config Keras 3 refuses are repaired (config only) and their
+    weights loaded layer by layer; each repair is logged at INFO (``--verbose`` shows it).
+
     Args:
         path: model file.
         safe_mode: refuse layers that can run arbitrary code (``Lambda``). Only turn this off for
@@ -28,33 +41,26 @@ def load_model(path: str | Path, safe_mode: bool = True) -> Any:
 
     Raises:
         ModelLoadError: if the file is missing, has the wrong suffix, is not a Keras model,
-            is truncated, or holds unsafe layers.
+            is truncated, holds unsafe layers, or is a SavedModel or TensorFlow Lite model.
     """
     file = Path(path)
-    if not file.is_file():
-        raise ModelLoadError(
-            f"model file not found: {file} (train one with `python -m src.training.train` "
-            "or pass --model models/best_model.h5)"
-        )
-    if file.suffix.lower() not in MODEL_SUFFIXES:
-        raise ModelLoadError(f"{file} is not a Keras model file: use a .h5 or .keras file")
+    _check_format(file)
     _check_container(file)
-    import keras
-
     try:
-        model = keras.models.load_model(file, compile=False, safe_mode=safe_mode)
+        repaired, repairs = _bounded_and_repaired_config(file)
+        import keras  # after the bounded config read: a hostile file costs no TensorFlow start
+
+        for repair in repairs:
+            logger.info("%s: repaired legacy config: %s", file, repair)
+        if repairs:
+            model = _load_repaired_h5(file, repaired, safe_mode)
+        else:
+            model = keras.models.load_model(file, compile=False, safe_mode=safe_mode)
+    except ModelLoadError:
+        raise
     except (ValueError, TypeError) as error:
-        message = str(error)
-        if "lambda" in message.lower() or "safe_mode" in message:
-            raise ModelLoadError(
-                f"{file} contains a Lambda layer, which can run arbitrary code, so it is refused; "
-                "rebuild the model with built-in layers (or load it yourself with "
-                "safe_mode=False if you trust the file)"
-            ) from error
-        raise ModelLoadError(
-            f"{file} is not a loadable Keras model: {_first_line(message)}"
-        ) from error
-    except (OSError, KeyError, AttributeError, ImportError) as error:
+        raise _load_error(file, str(error)) from error
+    except (OSError, KeyError, AttributeError, ImportError, zipfile.BadZipFile) as error:
         raise ModelLoadError(
             f"{file} is not a valid Keras model file (truncated or another format): "
             f"{_first_line(str(error))}"
@@ -65,12 +71,33 @@ def load_model(path: str | Path, safe_mode: bool = True) -> Any:
     return model
 
 
+def _check_format(file: Path) -> None:
+    """Refuse what is not a Keras model file, naming how to convert the formats that say so."""
+    if file.is_dir() and (file / "saved_model.pb").is_file() or file.suffix.lower() == ".pb":
+        raise ModelLoadError(
+            f"{file} is a TensorFlow SavedModel; SketchCAM needs a Keras .keras or .h5 file: "
+            "load it with tf.keras.models.load_model (or keras.layers.TFSMLayer) and save it "
+            "with model.save('model.keras')"
+        )
+    if file.suffix.lower() == ".tflite":
+        raise ModelLoadError(
+            f"{file} is a TensorFlow Lite model, which cannot be explained (it has no "
+            "gradients); SketchCAM needs the Keras model it was converted from (.keras or .h5)"
+        )
+    if not file.is_file():
+        raise ModelLoadError(
+            f"model file not found: {file} (train one with `python -m src.training.train` "
+            "or pass --model models/best_model.h5)"
+        )
+    if file.suffix.lower() not in MODEL_SUFFIXES:
+        raise ModelLoadError(f"{file} is not a Keras model file: use a .h5 or .keras file")
+
+
 def _check_container(file: Path) -> None:
     """Refuse a file whose bytes are not the container its suffix promises (zip or HDF5).
 
     Keras reports such files as "File not found", which sends users looking in the wrong place.
     """
-    import zipfile
 
     if file.suffix.lower() == ".keras" and not zipfile.is_zipfile(file):
         raise ModelLoadError(
@@ -86,25 +113,66 @@ def _check_container(file: Path) -> None:
                 )
 
 
-def check_sketch_input(model: Any, image_size: int = 64, source: str | Path | None = None) -> None:
-    """Check that a model takes (image_size, image_size, 1) sketches, the project's input.
+def _bounded_and_repaired_config(file: Path) -> tuple[dict[str, Any], list[str]]:
+    """Read the file's config within bounds; for a ``.h5``, its Keras 2 repairs.
 
-    Args:
-        model: the loaded ``keras.Model``.
-        image_size: the side of the square sketches fed to it.
-        source: the model file, named in the message when given.
+    Returns:
+        The repaired config and one sentence per repair (none: let Keras load the file).
+    """
+    # .keras archives are Keras 3's own format; only .h5 files can hold Keras 2 configs.
+    if file.suffix.lower() == ".keras":
+        read_archive_config(file)
+        return {}, []
+    config = read_h5_config(file)
+    if not isinstance(config, dict) or "class_name" not in config or "config" not in config:
+        return {}, []
+    return repair_legacy_config(config)
+
+
+def _load_repaired_h5(file: Path, config: dict[str, Any], safe_mode: bool) -> Any:
+    """Load a ``.h5`` with its repaired config: Keras's own legacy loader runs on a temporary
+    copy whose ``model_config`` is the repaired one, so the weights load layer by layer exactly
+    as Keras loads any ``.h5`` (the user's file is never written)."""
+    import h5py
+    import keras
+
+    with tempfile.TemporaryDirectory(prefix="sketchcam-legacy-") as folder:
+        copy = Path(folder) / "repaired.h5"
+        shutil.copyfile(file, copy)
+        with h5py.File(copy, "r+") as handle:
+            if "model_weights" not in handle:
+                raise ModelLoadError(
+                    f"{file} is not a loadable Keras model: it has no model_weights"
+                )
+            handle.attrs["model_config"] = json.dumps(config).encode("utf-8")
+        return keras.models.load_model(copy, compile=False, safe_mode=safe_mode)
+
+
+def _load_error(file: Path, message: str) -> ModelLoadError:
+    """The one-line error for a file Keras refused while rebuilding the model."""
+    if "lambda" in message.lower() or "safe_mode" in message:
+        return ModelLoadError(
+            f"{file} contains a Lambda layer, which can run arbitrary code, so it is refused; "
+            "rebuild the model with built-in layers (or load it yourself with "
+            "safe_mode=False if you trust the file)"
+        )
+    if "No model config found" in message:
+        return ModelLoadError(
+            f"{file} is not a loadable Keras model: it holds weights only; SketchCAM needs the "
+            "whole model, saved with model.save"
+        )
+    return ModelLoadError(f"{file} is not a loadable Keras model: {_first_line(message)}")
+
+
+def declared_output_kind(model_path: str | Path) -> str | None:
+    """The ``"output"`` field ("probabilities" or "logits") of the ``model_card.json`` beside
+    the model, or None when there is no card or no such field.
 
     Raises:
-        ModelLoadError: naming the model's actual input shape and what is expected.
+        ModelLoadError: the card is unreadable.
     """
-    shape = tuple(model.input_shape) if not isinstance(model.input_shape, list) else None
-    expected = (None, image_size, image_size, 1)
-    if shape != expected:
-        where = f"{source}: " if source is not None else ""
-        raise ModelLoadError(
-            f"{where}model expects input {model.input_shape}, but SketchCAM feeds grayscale sketches "
-            f"shaped {expected}; retrain with `python -m src.training.train`"
-        )
+    value = read_card(card_path_for(model_path)).get("output")
+    return None if value is None else str(value)
 
 
 def _first_line(message: str) -> str:

@@ -178,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
         shared_class_names,
     )
     from src.explain.sidecars import read_model_card
-    from src.models.io import load_model
+    from src.models.io import check_sketch_input, load_model
 
     entries = _model_entries(args)
     shared = shared_class_names([(entry["name"], entry["labels"].class_names) for entry in entries])
@@ -189,6 +189,7 @@ def run(args: argparse.Namespace) -> int:
     specs = []
     for entry in entries:
         model = load_model(entry["path"])
+        check_sketch_input(model, source=entry["path"])
         specs.append(
             ComparedModel(
                 model,

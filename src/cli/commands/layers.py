@@ -26,11 +26,16 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Handler: load the model only (no labels needed) and print one line per candidate layer."""
-    from src.errors import LayerNotFoundError
+    from src.errors import LayerNotFoundError, UnsupportedModelError
     from src.models.io import load_model
+    from src.models.sketch_model import sketch_model_problem
     from src.visualization.gradcam import describe_layers
 
     model = load_model(args.model)
+    problem = sketch_model_problem(model)
+    if problem is not None:
+        _list_every_layer(model)
+        raise UnsupportedModelError(f"{args.model}: {problem}")
     candidates = describe_layers(model)
     if not candidates:
         raise LayerNotFoundError(
@@ -43,3 +48,14 @@ def run(args: argparse.Namespace) -> int:
         default = "  (default)" if position == len(candidates) - 1 else ""
         emit(f"{info.path.ljust(width)}  {info.class_name:<22} {info.output_shape}{default}")
     return ExitStatus.SUCCESS
+
+
+def _list_every_layer(model: Any) -> None:
+    """One line per layer with its output shape, for a model none of whose layers can be used."""
+    from src.models.sketch_model import layer_output_shape
+
+    width = max(len(layer.name) for layer in model.layers)
+    emit(f"{'layer'.ljust(width)}  {'type':<22} output shape")
+    for layer in model.layers:
+        shape = layer_output_shape(layer)
+        emit(f"{layer.name.ljust(width)}  {type(layer).__name__:<22} {shape or '(several)'}")
