@@ -385,6 +385,9 @@ export class CompareView {
 
   /** Show ``message`` instead of a comparison, with the previous maps cleared. */
   showProblem(message) {
+    // Comparisons already asked for would bring the old maps back: drop them.
+    this.queue.pending = null;
+    this.client.invalidate();
     this.view.hidden = true;
     for (const id of ["compare-for", "compare-against"]) document.getElementById(id).removeAttribute("src");
     this.caption.textContent = message;

@@ -31,6 +31,7 @@ export class ResultView {
     this.announcer = byId("announcer");
     this.classNames = [];
     this.hasAnswer = false; // whether an answer (guess and maps) is on screen
+    this.stripText = STRIP_PROMPT; // the strip's words for the answer on screen
     this.opacity = byId("opacity");
     this.view = "overlay";
     this.opacity.addEventListener("input", () => this.applyView());
@@ -54,7 +55,8 @@ export class ResultView {
     this.confidence.textContent = number;
     this.unsureHint.hidden = recognised;
     this.unsureHint.textContent = recognised ? "" : this.knownClassesText();
-    this.stripGuess.textContent = `${guessText(data)} ${number}`;
+    this.stripText = `${guessText(data)} ${number}`;
+    this.stripGuess.textContent = this.stripText;
     this.list.replaceChildren(...data.top_predictions.map((item) => this.classRow(item, selectedIndex)));
   }
 
@@ -129,6 +131,7 @@ export class ResultView {
     this.stripMap.removeAttribute("src");
     this.stripMap.alt = "";
     this.stripMap.classList.add("empty");
+    this.stripText = STRIP_PROMPT;
     this.stripGuess.textContent = STRIP_PROMPT;
     this.placeholder.hidden = false;
     this.caption.textContent = "";
@@ -151,6 +154,7 @@ export class ResultView {
     this.error.textContent = text;
     this.error.hidden = false;
     this.stripGuess.textContent = text;
+    this.strip.classList.add("failed");
     this.announcer.textContent = text;
     this.setStale(true);
   }
@@ -158,6 +162,8 @@ export class ResultView {
   clearError() {
     this.error.textContent = "";
     this.error.hidden = true;
+    if (this.strip.classList.contains("failed")) this.stripGuess.textContent = this.stripText;
+    this.strip.classList.remove("failed");
   }
 
   setStatus(text) {
