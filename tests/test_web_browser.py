@@ -196,15 +196,15 @@ def test_drawing_shows_a_prediction_and_heatmap(browser, server_url: str, tmp_pa
     second = page.locator("#top-list .name").nth(1).inner_text().strip()
     page.wait_for_function(
         "name => document.getElementById('cam-caption').textContent.toLowerCase().includes(name)",
-        arg=f"grad-cam for {second.lower()}",
+        arg=f"grad-cam map for {second.lower()}",
     )
     save_screenshot(page, tmp_path, "drawing_page_class.png")
     assert not problems, problems
     page.close()
 
 
-def patched_answers(page, **fields: object) -> None:  # type: ignore[no-untyped-def]
-    """Answer /predict_with_gradcam from the server, with ``fields`` overwritten (None: removed)."""
+def answers_with(page, path: str, **fields: object) -> None:  # type: ignore[no-untyped-def]
+    """Answer ``path`` from the server, with ``fields`` overwritten (None: removed)."""
     import json
 
     def handle(route) -> None:  # type: ignore[no-untyped-def]
@@ -216,7 +216,12 @@ def patched_answers(page, **fields: object) -> None:  # type: ignore[no-untyped-
                 data[key] = value
         route.fulfill(status=200, content_type="application/json", body=json.dumps(data))
 
-    page.route("**/predict_with_gradcam", handle)
+    page.route(f"**{path}", handle)
+
+
+def patched_answers(page, **fields: object) -> None:  # type: ignore[no-untyped-def]
+    """Answer /predict_with_gradcam from the server, with ``fields`` overwritten (None: removed)."""
+    answers_with(page, "/predict_with_gradcam", **fields)
 
 
 @pytest.mark.parametrize(

@@ -3,17 +3,25 @@
 // Pieces (exported, and on window.SketchCAM, so explain.js hooks in without editing this file):
 //   SketchCanvas  - strokes in a fixed logical space, pointer input, undo, upload, rendering
 //   LatestOnly    - POSTs JSON with sequence numbers; a stale response never overwrites a newer one
-//   ResultView    - the guess (or "not sure"), top-5 bars, heatmap/overlay stack, the 64x64 model
-//                   input, the phone strip, and the live region (settled guesses only)
+//   ResultView    - (result_view.js) the answer card: the guess (or "not sure") and the score it rests on, errors,
+//                   the stale mark, top-5 bars, heatmap/overlay stack, the 64x64 model input,
+//                   the phone strip, and the live region (settled guesses only)
 //   hooks         - arrays of callbacks: onStrokes(strokes), onResult(data, request)
 //   loadClasses   - the model's class names from GET /classes (fetched once)
 // Every result is also dispatched as a "sketchcam:result" DOM event on document.
 
+import { mapCaption, methodName } from "./messages.js";
+import { ResultView } from "./result_view.js";
+import { isEmptyAnswer, setOpenSetRule } from "./verdict.js";
+
+export { guessText, isRecognised, NOT_SURE_BELOW } from "./verdict.js";
+
 export const LOGICAL_SIZE = 512; // strokes are stored in 0..512 so a resize keeps the drawing
 const UPDATE_INTERVAL_MS = 150; // at most this often while the pen moves
-const UPLOAD_SIZE = 256; // uploaded images are sent as a PNG this large (plenty for a 64x64 model)
-// Without the server's open-set verdict (``recognised``), a top class below this is "not sure".
-export const NOT_SURE_BELOW = 0.5;
+// A drawing with strokes over an uploaded image is sent as a PNG this large.
+const COMPOSITE_SIZE = 256;
+// An answer this long behind the canvas (no newer one coming) is marked stale.
+const STALE_AFTER_MS = 600;
 
 export const hooks = { onStrokes: [], onResult: [] };
 
@@ -25,16 +33,6 @@ export function loadClasses() {
     classesRequest = fetch("/classes").then((response) => response.json()).then((data) => data.classes);
   }
   return classesRequest;
-}
-
-/** Whether the model recognised the sketch: the server's verdict when given, else the threshold. */
-export function isRecognised(data) {
-  return typeof data.recognised === "boolean" ? data.recognised : data.confidence >= NOT_SURE_BELOW;
-}
-
-/** The guess as words: the class, or "Not sure - is it a <class>?". */
-export function guessText(data) {
-  return isRecognised(data) ? data.prediction : `Not sure - is it a ${data.prediction}?`;
 }
 
 function emit(name, ...args) {
@@ -51,6 +49,7 @@ export class SketchCanvas {
     this.strokes = []; // [[xs], [ys]] in logical units, the Quick, Draw! layout
     this.brushSize = 8;
     this.background = null; // an uploaded image, drawn under the strokes
+    this.backgroundDataUrl = null; // the uploaded file itself, sent as it is
     this.activePointer = null;
     this.bindPointer();
     new ResizeObserver(() => this.resize()).observe(canvas);
@@ -123,23 +122,29 @@ export class SketchCanvas {
 
   undo() {
     if (this.strokes.length) this.strokes.pop();
-    else this.background = null;
+    else this.setBackgroundOnly(null, null);
     this.redraw();
     this.changed(true);
   }
 
   clear() {
     this.strokes = [];
-    this.background = null;
+    this.setBackgroundOnly(null, null);
     this.redraw();
     this.changed(true);
   }
 
-  setBackground(image) {
+  /** Show an uploaded image (decoded ``image``) whose file is ``dataUrl``; clears the strokes. */
+  setBackground(image, dataUrl) {
     this.strokes = [];
-    this.background = image;
+    this.setBackgroundOnly(image, dataUrl);
     this.redraw();
     this.changed(true);
+  }
+
+  setBackgroundOnly(image, dataUrl) {
+    this.background = image;
+    this.backgroundDataUrl = dataUrl;
   }
 
   /** Paint paper, the uploaded image (fitted) and the strokes onto a square context. */
@@ -180,8 +185,8 @@ export class SketchCanvas {
     document.getElementById("canvas-hint").hidden = !this.isEmpty();
   }
 
-  /** The canvas as a PNG data URL (used when an uploaded image is on it). */
-  toPngDataUrl(size = UPLOAD_SIZE) {
+  /** The canvas as a PNG data URL (strokes drawn over an uploaded image). */
+  toPngDataUrl(size = COMPOSITE_SIZE) {
     const offscreen = document.createElement("canvas");
     offscreen.width = size;
     offscreen.height = size;
@@ -189,9 +194,15 @@ export class SketchCanvas {
     return offscreen.toDataURL("image/png");
   }
 
-  /** The sketch for the API: strokes (rendered by the server's rasteriser) unless an image is on it. */
+  /**
+   * The sketch for the API: strokes (rendered by the server's rasteriser); an uploaded file as it
+   * is, so the server's one preprocessing sees what the API would; strokes over an upload as the
+   * picture on screen.
+   */
   sketchForApi() {
-    return this.background ? { image: this.toPngDataUrl() } : { strokes: this.strokesForApi() };
+    if (!this.background) return { strokes: this.strokesForApi() };
+    if (!this.strokes.length) return { image: this.backgroundDataUrl };
+    return { image: this.toPngDataUrl() };
   }
 }
 
@@ -210,126 +221,11 @@ export class LatestOnly {
     const data = await response.json();
     if (seq < this.applied) return null; // a newer answer is on screen already
     this.applied = seq;
-    return { data, seq, milliseconds: performance.now() - started, ok: response.ok };
+    return { data, seq, milliseconds: performance.now() - started, ok: response.ok, status: response.status };
   }
 
   /** Make every response to requests issued so far stale (used on Clear). */
   invalidate() { this.applied = ++this.issued; }
-}
-
-export class ResultView {
-  constructor(onClassClick) {
-    this.onClassClick = onClassClick;
-    this.name = document.getElementById("prediction-name");
-    this.confidence = document.getElementById("prediction-confidence");
-    this.inputLayer = document.getElementById("input-layer");
-    this.heatmapLayer = document.getElementById("heatmap-layer");
-    this.placeholder = document.getElementById("cam-placeholder");
-    this.caption = document.getElementById("cam-caption");
-    this.list = document.getElementById("top-list");
-    this.status = document.getElementById("status");
-    this.unsureHint = document.getElementById("unsure-hint");
-    this.modelInput = document.getElementById("model-input");
-    this.stripGuess = document.getElementById("strip-guess");
-    this.stripMap = document.getElementById("strip-map");
-    this.announcer = document.getElementById("announcer");
-    this.classNames = [];
-    this.opacity = document.getElementById("opacity");
-    this.view = "overlay";
-    this.opacity.addEventListener("input", () => this.applyView());
-    for (const radio of document.querySelectorAll('input[name="view"]')) {
-      radio.addEventListener("change", () => { this.view = radio.value; this.applyView(); });
-    }
-  }
-
-  applyView() {
-    const heatmapOnly = this.view === "heatmap";
-    this.inputLayer.style.visibility = heatmapOnly ? "hidden" : "visible";
-    this.heatmapLayer.style.opacity = heatmapOnly ? "1" : String(this.opacity.value / 100);
-  }
-
-  showPrediction(data, selectedIndex) {
-    const recognised = isRecognised(data);
-    const percent = `${(data.confidence * 100).toFixed(1)}%`;
-    this.name.textContent = guessText(data);
-    this.name.className = `prediction-name ${recognised ? "sure" : "unsure"}`;
-    this.confidence.textContent = percent;
-    this.unsureHint.hidden = recognised;
-    this.unsureHint.textContent = recognised ? "" : this.knownClassesText();
-    this.stripGuess.textContent = `${guessText(data)} ${percent}`;
-    this.list.replaceChildren(...data.top_predictions.map((item) => this.classRow(item, selectedIndex)));
-  }
-
-  knownClassesText() {
-    const names = this.classNames;
-    return names.length ? `It knows only these ${names.length}: ${names.join(", ")}.` : "";
-  }
-
-  /** Tell screen readers the guess once the drawing has settled (not on every update). */
-  announce(data) {
-    const percent = `${Math.round(data.confidence * 100)} percent`;
-    this.announcer.textContent = isRecognised(data) ? `Guess: ${data.prediction}, ${percent}` : `${guessText(data)} ${percent}`;
-  }
-
-  classRow(item, selectedIndex) {
-    const row = document.createElement("li");
-    const button = document.createElement("button");
-    button.type = "button";
-    button.dataset.classIndex = item.class_index;
-    button.setAttribute("aria-pressed", String(item.class_index === selectedIndex));
-    const percent = (item.probability * 100).toFixed(1);
-    button.title = `Show the Grad-CAM map for ${item.class}`;
-    button.innerHTML = '<span class="name"></span><span class="track"><span class="fill"></span></span><span class="value"></span>';
-    button.querySelector(".name").textContent = item.class;
-    button.querySelector(".fill").style.width = `${Math.max(0.5, item.probability * 100)}%`;
-    button.querySelector(".value").textContent = `${percent}%`;
-    button.addEventListener("click", () => this.onClassClick(item.class_index));
-    row.append(button);
-    return row;
-  }
-
-  markSelected(selectedIndex) {
-    for (const button of this.list.querySelectorAll("button")) {
-      button.setAttribute("aria-pressed", String(Number(button.dataset.classIndex) === selectedIndex));
-    }
-  }
-
-  showMaps(data, caption) {
-    this.inputLayer.src = data.input_image;
-    this.heatmapLayer.src = data.gradcam_heatmap;
-    this.inputLayer.hidden = false;
-    this.heatmapLayer.hidden = false;
-    // The server's own 64x64 rendering of the sketch: what the model was given.
-    this.modelInput.src = data.input_image;
-    this.modelInput.hidden = false;
-    this.stripMap.src = data.gradcam_overlay;
-    this.stripMap.hidden = false;
-    this.placeholder.hidden = true;
-    this.caption.textContent = caption;
-    this.applyView();
-  }
-
-  reset() {
-    this.name.textContent = "Nothing drawn yet";
-    this.name.className = "prediction-name empty";
-    this.confidence.textContent = "";
-    this.unsureHint.hidden = true;
-    this.list.replaceChildren();
-    this.inputLayer.hidden = true;
-    this.heatmapLayer.hidden = true;
-    this.modelInput.hidden = true;
-    this.stripMap.hidden = true;
-    this.stripGuess.textContent = "Draw something: the guess shows here";
-    this.placeholder.hidden = false;
-    this.caption.textContent = "";
-    this.setStatus("");
-  }
-
-  setStatus(text, isError = false) {
-    this.status.textContent = text;
-    this.status.classList.toggle("error", isError);
-    if (isError) this.announcer.textContent = text; // timings stay silent, errors are read out
-  }
 }
 
 export class App {
@@ -341,6 +237,9 @@ export class App {
     this.selectedClass = null; // a clicked class pins its class-specific map until the drawing changes
     this.lastSent = 0;
     this.timer = null;
+    this.version = 0; // counts drawing changes
+    this.shownVersion = 0; // the drawing the answer on screen is for
+    this.staleTimer = null;
     this.bindControls();
     this.loadMethods();
     this.showClasses();
@@ -373,25 +272,33 @@ export class App {
   async loadMethods() {
     try {
       const health = await (await fetch("/health")).json();
-      this.method.replaceChildren(...health.methods.map((name) => new Option(name, name, false, name === health.default_method)));
+      setOpenSetRule(health.open_set);
+      this.method.replaceChildren(...health.methods.map((name) => new Option(methodName(name), name, false, name === health.default_method)));
     } catch (error) {
-      this.view.setStatus(`Could not reach the server: ${error}`, true);
+      this.view.showError(error);
     }
   }
 
+  /** Read the chosen file and put it on the canvas; it is sent to the server byte for byte. */
   upload(input) {
     const file = input.files && input.files[0];
     input.value = "";
     if (!file) return;
-    const url = URL.createObjectURL(file);
-    const image = new Image();
-    image.onload = () => { URL.revokeObjectURL(url); this.canvas.setBackground(image); };
-    image.onerror = () => { URL.revokeObjectURL(url); this.view.setStatus(`${file.name} is not an image the browser can read`, true); };
-    image.src = url;
+    const unreadable = `${file.name} isn't an image this page can open: try a PNG or JPEG.`;
+    const reader = new FileReader();
+    reader.onerror = () => this.view.showError(unreadable);
+    reader.onload = () => {
+      const image = new Image();
+      image.onload = () => this.canvas.setBackground(image, reader.result);
+      image.onerror = () => this.view.showError(unreadable);
+      image.src = reader.result;
+    };
+    reader.readAsDataURL(file);
   }
 
   drawingChanged({ final }) {
     this.selectedClass = null;
+    this.version += 1;
     if (this.canvas.isEmpty()) {
       clearTimeout(this.timer);
       this.timer = null;
@@ -399,11 +306,20 @@ export class App {
       this.view.reset();
       return;
     }
+    this.watchForStale();
     // Throttle while the pen moves; always send the finished stroke at once. Only the answer
     // for a finished change is "settled" and read out by screen readers.
     const wait = final ? 0 : Math.max(0, UPDATE_INTERVAL_MS - (performance.now() - this.lastSent));
     if (final) { clearTimeout(this.timer); this.timer = null; }
     if (this.timer === null) this.timer = setTimeout(() => { this.timer = null; this.refresh(final); }, wait);
+  }
+
+  /** Mark the answer stale once the canvas has gone unanswered for a while after its last change. */
+  watchForStale() {
+    clearTimeout(this.staleTimer);
+    this.staleTimer = setTimeout(() => {
+      if (this.shownVersion !== this.version) this.view.setStale(true);
+    }, STALE_AFTER_MS);
   }
 
   refresh(settled = true) {
@@ -417,9 +333,12 @@ export class App {
     const request = { ...this.canvas.sketchForApi(), method: this.method.value, top_k: 5 };
     const answer = await this.send("/predict_with_gradcam", request);
     if (!answer) return;
-    this.view.showPrediction(answer.data, null);
-    if (settled) this.view.announce(answer.data);
-    this.view.showMaps(answer.data, `Grad-CAM for the prediction, ${answer.data.prediction} (${answer.data.method}, layer ${answer.data.layer})`);
+    const data = answer.data;
+    if (isEmptyAnswer(data)) { this.view.reset(); return; } // the server saw no ink
+    this.view.showPrediction(data, null);
+    if (settled) this.view.announce(data);
+    const caption = mapCaption(data.method, data.prediction, data.layer, " (the prediction)");
+    this.view.showMaps(data, data.prediction, caption);
   }
 
   async selectClass(classIndex) {
@@ -429,23 +348,28 @@ export class App {
     const answer = await this.send("/analyze_class", request);
     if (!answer) return;
     const data = answer.data;
-    this.view.showMaps(data, `Grad-CAM for ${data.class_name} (${(data.confidence * 100).toFixed(1)}%, ${data.method})`);
+    const detail = ` (${(data.confidence * 100).toFixed(1)}%)`;
+    this.view.showMaps(data, data.class_name, mapCaption(data.method, data.class_name, data.layer, detail));
   }
 
   /** POST through the latest-only client; shows errors and timing, returns null when stale. */
   async send(path, request) {
+    const version = this.version;
     let answer;
     try {
       answer = await this.api.post(path, request);
     } catch (error) {
-      this.view.setStatus(`Request failed: ${error}`, true);
+      this.view.showError(error);
       return null;
     }
     if (!answer) return null;
     if (!answer.ok || !answer.data.success) {
-      this.view.setStatus(answer.data.error || "The server refused the request", true);
+      this.view.showError({ status: answer.status, error: answer.data.error });
       return null;
     }
+    this.shownVersion = version;
+    this.view.clearError();
+    if (version === this.version) this.view.setStale(false); // else watchForStale decides
     this.view.setStatus(`Updated in ${Math.round(answer.milliseconds)} ms`);
     emit("onResult", answer.data, request);
     document.dispatchEvent(new CustomEvent("sketchcam:result", { detail: { data: answer.data, request } }));
@@ -453,5 +377,22 @@ export class App {
   }
 }
 
+/**
+ * On phones the guess strip sticks to the top of the screen. When a scroll ends with the canvas's
+ * top hidden under it (but most of the canvas in view), scroll back just enough to show that top.
+ */
+export function keepCanvasClearOfStrip(sketch, strip) {
+  const GAP = 6; // px between the strip and the canvas
+  window.addEventListener("scrollend", () => {
+    if (getComputedStyle(strip).display === "none") return; // wide screens: no strip
+    if (sketch.activePointer !== null) return; // nothing moves under a finger that is drawing
+    const stripBottom = strip.getBoundingClientRect().bottom;
+    const box = sketch.canvas.getBoundingClientRect();
+    const hidden = stripBottom + GAP - box.top;
+    if (hidden > 0 && hidden < box.height / 2) window.scrollBy({ top: -hidden });
+  });
+}
+
 const app = new App();
+keepCanvasClearOfStrip(app.canvas, document.getElementById("guess-strip"));
 window.SketchCAM = { app, canvas: app.canvas, api: app.api, view: app.view, hooks };

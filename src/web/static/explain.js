@@ -8,27 +8,15 @@
 // Coalescer (at most one request in flight; only the newest waiting one is sent next).
 
 import { hooks, LatestOnly, LOGICAL_SIZE, loadClasses } from "./app.js";
+import { jetColour, jetGradient } from "./colormap.js";
+import { describeFailure, methodName } from "./messages.js";
+import { isEmptyAnswer, isRecognised } from "./verdict.js";
+
+export { jetColour } from "./colormap.js";
 
 const PLAY_INTERVAL_MS = 800;
 const FORWARD_ONLY_METHODS = new Set(["scorecam", "eigencam"]); // no gradient to contrast
-// Jet, as the server's maps use: blue (least) -> cyan -> yellow -> red (most).
-const JET_STOPS = [[0, [0, 0, 143]], [0.125, [0, 0, 255]], [0.375, [0, 255, 255]],
-  [0.625, [255, 255, 0]], [0.875, [255, 0, 0]], [1, [128, 0, 0]]];
-
-/** The jet colour of a value in [0, 1] as a CSS colour. */
-export function jetColour(value) {
-  const clamped = Math.min(1, Math.max(0, value));
-  for (let index = 1; index < JET_STOPS.length; index += 1) {
-    const [end, high] = JET_STOPS[index];
-    const [start, low] = JET_STOPS[index - 1];
-    if (clamped <= end) {
-      const fraction = (clamped - start) / (end - start);
-      const channel = (channelIndex) => Math.round(low[channelIndex] + (high[channelIndex] - low[channelIndex]) * fraction);
-      return `rgb(${channel(0)}, ${channel(1)}, ${channel(2)})`;
-    }
-  }
-  return "rgb(128, 0, 0)";
-}
+const REPLAY_PROMPT = "Draw, then press Replay to see the prediction after each stroke.";
 
 /** Runs async tasks one at a time; while one runs, only the newest waiting task is kept. */
 export class Coalescer {
@@ -46,15 +34,18 @@ export class Coalescer {
   }
 }
 
-/** POST through a LatestOnly client: the data, or null when stale; errors go to ``onError``. */
+/** POST through a LatestOnly client: the data, or null when stale; errors go to ``onError`` as words. */
 async function postLatest(client, path, body, onError) {
   try {
     const answer = await client.post(path, body);
     if (!answer) return null;
-    if (!answer.ok || !answer.data.success) { onError(answer.data.error || "The server refused the request"); return null; }
+    if (!answer.ok || !answer.data.success) {
+      onError(describeFailure({ status: answer.status, error: answer.data.error }), answer.data.error || "");
+      return null;
+    }
     return answer.data;
   } catch (error) {
-    onError(`Request failed: ${error}`);
+    onError(describeFailure(error), "");
     return null;
   }
 }
@@ -71,7 +62,12 @@ class StrokeLayer {
     this.sketch = sketch;
     this.context = canvas.getContext("2d");
     this.painted = null; // the last paint's arguments, repainted when a resize wipes the canvas
-    new ResizeObserver(() => { if (this.resize() && this.painted) this.paint(...this.painted); }).observe(canvas);
+    new ResizeObserver(() => { if (this.resize()) this.repaint(); }).observe(canvas);
+  }
+
+  /** Paint the last picture again (after a resize, or at a new brush width). */
+  repaint() {
+    if (this.painted) this.paint(...this.painted);
   }
 
   /** Match the canvas to its box; true when that changed its size (which wipes it). */
@@ -128,6 +124,8 @@ export class StrokeImportance {
     this.queue = new Coalescer();
     this.toggle = document.getElementById("importance-toggle");
     this.legend = document.getElementById("importance-legend");
+    // The legend is drawn from the same colormap as the strokes: one scale, 0 to 1.
+    document.getElementById("legend-bar").style.background = jetGradient();
     this.caption = document.getElementById("importance-caption");
     this.values = null; // mean map value along each stroke, for the drawing last explained
     this.suspended = false; // true while the replay owns the layer
@@ -138,6 +136,7 @@ export class StrokeImportance {
 
   /** After each page result: explain the same strokes and class, unless switched off. */
   onResult(data, request) {
+    if (isEmptyAnswer(data)) { this.lastRequest = null; this.hide(); return; }
     this.lastRequest = { request, classIndex: data.class_index };
     if (this.toggle.checked) this.request(this.lastRequest);
   }
@@ -170,8 +169,9 @@ export class StrokeImportance {
     const values = this.values || [];
     const count = Math.min(strokes.length, values.length);
     if (!this.toggle.checked || !count || this.sketch.background) { this.layer.clear(); return; }
-    const peak = Math.max(...values.slice(0, count), 1e-9);
-    const colours = values.map((value) => jetColour(value / peak));
+    // The map's own values, on the heat map's scale: a stroke where the map is cool stays blue
+    // even when it is the hottest stroke there is.
+    const colours = values.map((value) => jetColour(value));
     const order = [...Array(count).keys()].sort((first, second) => values[first] - values[second]);
     this.layer.paint(strokes, colours, order);
   }
@@ -208,6 +208,8 @@ export class TimelineView {
     this.strokes = null;
     this.timer = null;
     this.method = "gradcam";
+    this.verdict = null; // the main answer's verdict and the strokes it was for
+    this.failed = false; // whether the placeholder shows an error
     this.button.addEventListener("click", () => this.start());
     document.getElementById("timeline-previous").addEventListener("click", () => { this.pause(); this.show(this.current - 1); });
     document.getElementById("timeline-next").addEventListener("click", () => { this.pause(); this.show(this.current + 1); });
@@ -216,7 +218,33 @@ export class TimelineView {
     this.slider.addEventListener("input", () => { this.pause(); this.show(Number(this.slider.value) - 1); });
   }
 
-  onResult(data, request) { this.method = request.method || this.method; }
+  onResult(data, request) {
+    this.method = request.method || this.method;
+    if (data.top_predictions && !isEmptyAnswer(data) && request.strokes) {
+      this.verdict = { strokes: JSON.stringify(request.strokes), recognised: isRecognised(data) };
+    }
+    if (this.failed) this.setPlaceholder(REPLAY_PROMPT); // the server answers again
+  }
+
+  setPlaceholder(text, failed = false) {
+    this.placeholder.textContent = text;
+    this.failed = failed;
+  }
+
+  /** The main answer's verdict for ``strokes``: true, false, or null when it is not known. */
+  verdictFor(strokes) {
+    const known = this.verdict && this.verdict.strokes === JSON.stringify(strokes);
+    return known ? this.verdict.recognised : null;
+  }
+
+  /** One line on how the guess formed, with the main answer's verdict (never naming an unsure class). */
+  summaryText(data) {
+    const count = data.steps.length;
+    const recognised = this.verdictFor(this.strokes);
+    if (recognised === false) return `Still not sure what it is after ${count} stroke${count === 1 ? "" : "s"}.`;
+    const settled = `${data.final_class} at stroke ${data.settled_after_strokes} of ${count}.`;
+    return recognised ? `It became ${settled}` : `Its best guess became ${settled}`;
+  }
 
   onStrokes() {
     this.button.disabled = this.sketch.strokes.length === 0 || Boolean(this.sketch.background);
@@ -227,17 +255,16 @@ export class TimelineView {
     this.pause();
     this.strokes = this.sketch.strokesForApi();
     if (!this.strokes.length) return;
-    this.placeholder.textContent = "Replaying...";
+    this.setPlaceholder("Replaying...");
     const data = await postLatest(this.client, "/timeline", { strokes: this.strokes, method: this.method, top_k: 3 },
-      (error) => { this.placeholder.textContent = error; });
+      (error) => this.setPlaceholder(error, true));
     if (!data) return;
     this.data = data;
     this.importance.suspended = true;
     this.placeholder.hidden = true;
     this.view.hidden = false;
     this.slider.max = String(data.steps.length);
-    const settled = data.settled_after_strokes;
-    this.summary.textContent = `It became ${data.final_class} at stroke ${settled} of ${data.steps.length}.`;
+    this.summary.textContent = this.summaryText(data);
     this.steps.replaceChildren(...data.steps.map((step, index) => this.stepChip(step, index)));
     this.show(0);
     if (data.steps.length > 1) this.play();
@@ -261,9 +288,10 @@ export class TimelineView {
     this.current = Math.max(0, Math.min(steps.length - 1, index));
     const step = steps[this.current];
     this.image.src = step.gradcam_overlay;
+    this.image.alt = `The map after stroke ${step.strokes} of ${steps.length}, for its best guess, ${step.predicted}`;
     this.slider.value = String(this.current + 1);
     const others = step.top.slice(1).map((entry) => `${entry.class_name} ${(entry.confidence * 100).toFixed(0)}%`).join(", ");
-    this.caption.textContent = `After stroke ${step.strokes} of ${steps.length}: ${step.predicted} ${(step.confidence * 100).toFixed(1)}%`
+    this.caption.textContent = `After stroke ${step.strokes} of ${steps.length}: best guess ${step.predicted} ${(step.confidence * 100).toFixed(1)}%`
       + (others ? ` (then ${others})` : "");
     this.steps.querySelectorAll("button").forEach((button, position) => button.setAttribute("aria-current", String(position === this.current)));
     const shown = [...Array(step.strokes).keys()];
@@ -287,13 +315,13 @@ export class TimelineView {
     this.playButton.textContent = "Play";
   }
 
-  close(message = "Draw, then press Replay to see the prediction after each stroke.") {
+  close(message = REPLAY_PROMPT) {
     this.pause();
     this.client.invalidate();
     this.data = null;
     this.view.hidden = true;
     this.placeholder.hidden = false;
-    this.placeholder.textContent = message;
+    this.setPlaceholder(message);
     this.importance.suspended = false;
     this.importance.draw();
   }
@@ -309,6 +337,7 @@ export class CompareView {
     this.caption = document.getElementById("compare-caption");
     this.active = false; // after the first Compare, every new result refreshes the comparison
     this.last = null;
+    this.topIndices = []; // the class indices of the last answer's top two
     document.getElementById("compare-button").addEventListener("click", () => { this.active = true; this.compare(); });
     for (const select of [this.first, this.second]) select.addEventListener("change", () => { if (this.active) this.compare(); });
     this.loadClasses();
@@ -326,9 +355,11 @@ export class CompareView {
   }
 
   onResult(data, request) {
-    if (!data.top_predictions) return; // /analyze_class answers carry no ranking
+    if (isEmptyAnswer(data)) { this.reset(); return; }
+    if (!data.top_predictions || !data.top_predictions.length) return; // /analyze_class carries no ranking
     this.last = { sketch: sketchOf(request), method: request.method };
     const [top, runnerUp] = data.top_predictions;
+    this.topIndices = data.top_predictions.slice(0, 2).map((item) => item.class_index);
     if (this.first.options.length) this.first.options[0].text = `Top 1: ${top.class}`;
     if (this.second.options.length && runnerUp) this.second.options[0].text = `Top 2: ${runnerUp.class}`;
     if (this.active) this.compare();
@@ -343,6 +374,7 @@ export class CompareView {
     this.client.invalidate();
     this.active = false;
     this.last = null;
+    this.topIndices = [];
     this.view.hidden = true;
     this.caption.textContent = "";
     for (const [select, label] of [[this.first, "Top 1"], [this.second, "Top 2"]]) {
@@ -351,22 +383,45 @@ export class CompareView {
     }
   }
 
+  /** Show ``message`` instead of a comparison, with the previous maps cleared. */
+  showProblem(message) {
+    // Comparisons already asked for would bring the old maps back: drop them.
+    this.queue.pending = null;
+    this.client.invalidate();
+    this.view.hidden = true;
+    for (const id of ["compare-for", "compare-against"]) document.getElementById(id).removeAttribute("src");
+    this.caption.textContent = message;
+  }
+
+  /** The class index chosen in ``select``, or the top class at ``rank`` when left on "Top N". */
+  chosen(select, rank) {
+    return select.value !== "" ? Number(select.value) : this.topIndices[rank];
+  }
+
   compare() {
     if (!this.last) { this.caption.textContent = "Draw something first."; return; }
+    const sameClass = "Pick two different classes: A and B are the same class.";
+    if (this.chosen(this.first, 0) === this.chosen(this.second, 1)) { this.showProblem(sameClass); return; }
     const body = { ...this.last.sketch };
     body.method = FORWARD_ONLY_METHODS.has(this.last.method) ? "gradcam" : this.last.method;
     if (this.first.value !== "") body.class_a = Number(this.first.value);
     if (this.second.value !== "") body.class_b = Number(this.second.value);
     this.queue.run(async () => {
-      const data = await postLatest(this.client, "/compare", body, (error) => { this.caption.textContent = error; });
+      const data = await postLatest(this.client, "/compare", body, (error, raw) => {
+        this.showProblem(raw.includes("two different classes") ? sameClass : error);
+      });
       if (!data) return;
       const a = data.class_a;
       const b = data.class_b;
-      document.getElementById("compare-for").src = data.contrast_overlay;
-      document.getElementById("compare-against").src = data.against_overlay;
+      const forImage = document.getElementById("compare-for");
+      const againstImage = document.getElementById("compare-against");
+      forImage.src = data.contrast_overlay;
+      forImage.alt = `Where the sketch argues for ${a.class_name} over ${b.class_name}`;
+      againstImage.src = data.against_overlay;
+      againstImage.alt = `Where the sketch argues for ${b.class_name} over ${a.class_name}`;
       document.getElementById("compare-for-caption").textContent = `For ${a.class_name} (${(a.confidence * 100).toFixed(1)}%) over ${b.class_name}`;
       document.getElementById("compare-against-caption").textContent = `For ${b.class_name} (${(b.confidence * 100).toFixed(1)}%) over ${a.class_name}`;
-      this.caption.textContent = `Why ${a.class_name} and not ${b.class_name}: logit margin ${data.logit_margin.toFixed(2)} (${data.method})`;
+      this.caption.textContent = `Why ${a.class_name} and not ${b.class_name}: logit margin ${data.logit_margin.toFixed(2)} (${methodName(data.method)})`;
       this.view.hidden = false;
     });
   }
@@ -377,6 +432,8 @@ const layer = new StrokeLayer(document.getElementById("importance-canvas"), sket
 const importance = new StrokeImportance(layer, sketch);
 const timeline = new TimelineView(layer, sketch, importance);
 const comparison = new CompareView();
+// The brush slider widens the coloured strokes too, not only the black ink under them.
+document.getElementById("brush-size").addEventListener("input", () => layer.repaint());
 hooks.onResult.push((data, request) => { importance.onResult(data, request); timeline.onResult(data, request); comparison.onResult(data, request); });
 hooks.onStrokes.push(() => { importance.onStrokes(); timeline.onStrokes(); comparison.onStrokes(sketch); });
 window.SketchCAM.explain = { importance, timeline, comparison };
