@@ -149,7 +149,7 @@ def _logits_by_hand(model, images: np.ndarray) -> np.ndarray:  # type: ignore[no
 
 @pytest.mark.parametrize("head", ["named", "fused"])
 def test_explainer_scores_the_logits(head: str, tmp_path: Path, tiny_images: np.ndarray) -> None:
-    from src.visualization.explainer import Explainer
+    from src.service.explainer import Explainer
 
     (tmp_path / "model_card.json").write_text(
         json.dumps({"open_set": {"score": "max_logit", "temperature": 0.5, "threshold": 0.0}})
@@ -161,7 +161,7 @@ def test_explainer_scores_the_logits(head: str, tmp_path: Path, tiny_images: np.
 
 
 def test_model_without_logits_uses_its_probabilities(tiny_images: np.ndarray) -> None:
-    from src.visualization.explainer import Explainer
+    from src.service.explainer import Explainer
 
     model = _model("lambda")
     explainer = Explainer(model)

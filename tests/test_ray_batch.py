@@ -152,7 +152,7 @@ def test_results_parquet_has_one_row_per_input_and_the_maps_summaries(
         strokes_to_model_input,
         to_model_input,
     )
-    from src.visualization.explainer import Explainer
+    from src.service.explainer import Explainer
 
     rows = {row["path"]: row for row in parquet_rows(ray_output)}
     assert len(rows) == 11 and len(parquet_rows(ray_output)) == 11
@@ -221,7 +221,7 @@ def test_an_actor_killed_mid_run_is_replaced_and_every_input_is_explained_once(
     from src.cli.commands.batch import BatchOptions
     from src.cli.common import prepare_output_dir
     from src.cli.ray_batch import RayOptions, run_ray_batch
-    from src.visualization.explainer import Explainer
+    from src.service.explainer import Explainer
     from tests.ray_crash_actor import CrashOnceActor
 
     explainer = Explainer.from_files(

@@ -147,13 +147,13 @@ def load_engine(args: argparse.Namespace, labels: LabelMap | None = None) -> Any
     """Load the model once into an ``Explainer`` with the global options' method and layer.
 
     Returns:
-        src.visualization.explainer.Explainer (its default GradCAM already built, so a bad
+        src.service.explainer.Explainer (its default GradCAM already built, so a bad
         --layer is reported before any image is read).
 
     Raises:
         LabelMappingError, ModelLoadError, LayerNotFoundError: with the fix in the message.
     """
-    from src.visualization.explainer import Explainer
+    from src.service.explainer import Explainer
 
     # Labels first: a bad mapping is reported before the slow model load.
     labels = labels if labels is not None else load_labels(args)

@@ -42,7 +42,7 @@ from src.errors import SketchError
 
 if TYPE_CHECKING:
     from src.cli.commands.batch import BatchOptions
-    from src.visualization.explainer import Explainer
+    from src.service.explainer import Explainer
 
 logger = logging.getLogger(__name__)
 

@@ -274,7 +274,7 @@ class ExplainActor:
         import ray
 
         limit_tensorflow_threads(cpus)
-        from src.visualization.explainer import Explainer
+        from src.service.explainer import Explainer
 
         self.explainer = Explainer.from_files(
             model_path, LabelMap(tuple(class_names)), method, layer

@@ -3,6 +3,7 @@ ranked predictions out."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,20 +47,47 @@ def rank_classes(
     )
 
 
+def load_model_and_labels(
+    model_path: str | Path, labels: LabelMap | str | Path
+) -> tuple[Any, LabelMap]:
+    """A sketch model (``src.models.io.load_model``, input shape checked) and its label map.
+
+    Args:
+        model_path: ``.h5`` or ``.keras`` file taking (64, 64, 1) sketches.
+        labels: a loaded LabelMap, or the path of its JSON file.
+
+    Raises:
+        ModelLoadError, LabelMappingError: with the fix in the message.
+    """
+    from src.models.io import check_sketch_input, load_model
+
+    model = load_model(model_path)
+    check_sketch_input(model, source=model_path)
+    return model, labels if isinstance(labels, LabelMap) else LabelMap.load(labels)
+
+
 class Predictor:
     """Classify batches of preprocessed sketches with a compiled forward pass.
 
     Args:
         model: a Keras model whose outputs match ``labels``.
         labels: the label map.
+        forward: the model's output (N, C) for a checked batch, already compiled (an explainer
+            service passes its CAM engine's, so the model is compiled once); default: compile
+            the model's own forward pass.
 
     Raises:
         LabelMappingError: if the model's number of outputs differs from the label count.
     """
 
-    def __init__(self, model: Any, labels: LabelMap) -> None:
+    def __init__(
+        self,
+        model: Any,
+        labels: LabelMap,
+        forward: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> None:
         from src.errors import LabelMappingError
-        from src.visualization.autodiff import compile_forward
+        from src.models.forward import compile_forward
 
         outputs = int(model.output_shape[-1])
         if outputs != len(labels):
@@ -69,7 +97,7 @@ class Predictor:
             )
         self.model = model
         self.labels = labels
-        self._forward = compile_forward(model)
+        self._forward = forward if forward is not None else compile_forward(model)
 
     @classmethod
     def from_files(cls, model_path: str | Path, labels: LabelMap | str | Path) -> Predictor:
@@ -79,11 +107,7 @@ class Predictor:
             model_path: ``.h5`` or ``.keras`` file taking (64, 64, 1) sketches.
             labels: a loaded LabelMap, or the path of its JSON file.
         """
-        from src.models.io import check_sketch_input, load_model
-
-        model = load_model(model_path)
-        check_sketch_input(model, source=model_path)
-        return cls(model, labels if isinstance(labels, LabelMap) else LabelMap.load(labels))
+        return cls(*load_model_and_labels(model_path, labels))
 
     def probabilities(self, images: Any) -> np.ndarray:
         """Output probabilities (N, C) for (N, H, W, 1) inputs (single images accepted)."""

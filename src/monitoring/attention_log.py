@@ -70,7 +70,7 @@ def summarise_map(heatmap: np.ndarray, image: np.ndarray) -> dict[str, Any]:
 def _gradcam_for(model: Any, layer_name: str | None, method: str) -> Any:
     """The GradCAM to use: ``model`` itself when it is one, else its Explainer's (so a bare
     Keras model is sliced and compiled once, however often docs/usage_guide.md's snippet calls this)."""
-    from src.visualization.explainer import Explainer
+    from src.service.explainer import Explainer
 
     if hasattr(model, "explain") and hasattr(model, "layer_name"):
         return model

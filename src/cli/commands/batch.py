@@ -67,7 +67,7 @@ from src.cli.exit_status import ExitStatus
 from src.errors import InvalidImageError, SketchError
 
 if TYPE_CHECKING:
-    from src.visualization.explainer import Explainer
+    from src.service.explainer import Explainer
 
 OVERLAYS_DIR = "overlays"
 CONFUSION_FIGURE = "confusion_matrix.png"

@@ -26,7 +26,7 @@ from src.cli.exit_status import ExitStatus
 from src.inference.open_set import not_sure_text
 
 if TYPE_CHECKING:
-    from src.visualization.explainer import Explainer
+    from src.service.explainer import Explainer
 
 FIGURE_NAME = "gradcam_prediction.png"
 SUMMARY_NAME = "analysis_summary.json"
