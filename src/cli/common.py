@@ -15,12 +15,12 @@ from src.config import DEFAULT_LABELS_PATH, DEFAULT_MODEL_PATH, PROJECT_ROOT
 from src.data.labels import LabelMap
 from src.errors import SketchError
 from src.utils.output_errors import naming_target
+from src.visualization.cam_methods import DEFAULT_METHOD, methods_help
 
 DEFAULT_OUTPUT_DIR = PROJECT_ROOT / "gradcam_results"
 DEFAULT_TOP_K = 3
 DEFAULT_ALPHA = 0.4
 DEFAULT_COLORMAP = "jet"
-DEFAULT_METHOD = "gradcam"
 
 
 def emit(line: str = "") -> None:
@@ -96,7 +96,7 @@ def add_engine_options(parser: argparse.ArgumentParser, legacy: bool = False) ->
         type=cam_method,
         # None, not the name: argparse would run cam_method (importing TensorFlow) on a default.
         default=None,
-        help="gradcam (default), gradcam++, hirescam, layercam, xgradcam, scorecam or eigencam",
+        help=methods_help(),
     )
     parser.add_argument(
         "--top_k",

@@ -25,9 +25,9 @@ from src.explain.contrast import ContrastiveCAM, ContrastResult
 from src.inference.open_set import OpenSetVerdict, assess, load_open_set_rule
 from src.inference.predictor import Predictor, load_model_and_labels
 from src.visualization.cam_engine import CamEngine, CamResult
+from src.visualization.cam_methods import DEFAULT_METHOD
 from src.visualization.gradcam import GradCAM
 
-DEFAULT_METHOD = "gradcam"
 _BY_MODEL: weakref.WeakKeyDictionary[Any, Explainer] = weakref.WeakKeyDictionary()
 _BY_MODEL_LOCK = threading.Lock()
 
