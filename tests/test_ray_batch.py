@@ -20,6 +20,7 @@ from PIL import Image
 from src.cli.exit_status import ExitStatus
 from src.cli.gradcam_analysis import main
 from src.config import PROJECT_ROOT
+from src.data.preprocess import INK_THRESHOLD
 from tests.conftest import STROKES_BY_CLASS
 
 ray = pytest.importorskip("ray")
@@ -176,7 +177,7 @@ def test_results_parquet_has_one_row_per_input_and_the_maps_summaries(
         row = rows[source]
         assert row["predicted_class_index"] == int(np.argmax(result.probabilities[0]))
         assert row["map_mean"] == pytest.approx(heatmap.mean(), abs=1e-5)
-        ink = image[..., 0] >= 0.5
+        ink = image[..., 0] > INK_THRESHOLD
         assert row["ink_share"] == pytest.approx(heatmap[ink].sum() / heatmap.sum(), abs=1e-5)
         peak = heatmap[row["peak_row"], row["peak_col"]]
         assert peak == pytest.approx(heatmap.max(), abs=1e-5)
