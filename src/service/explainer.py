@@ -128,19 +128,22 @@ class Explainer:
         return self.cam()
 
     def model_input(self, image: Any = None, strokes: Any = None) -> np.ndarray:
-        """The model's (H, W, 1) input from strokes (preferred) or any image (PIL, array,
-        either polarity): the one place an interface turns a sketch into model input.
+        """The model's (H, W, 1) input from strokes (preferred) or an image (a file path,
+        encoded bytes, PIL image or array, either polarity): the one place an interface turns a
+        sketch into model input.
 
         Raises:
             InvalidImageError: neither given, an unreadable image or malformed strokes.
         """
-        from src.data.preprocess import strokes_to_model_input, to_model_input
+        from src.data.preprocess import load_image, strokes_to_model_input, to_model_input
         from src.errors import InvalidImageError
 
         if strokes is not None:
             return strokes_to_model_input(strokes, size=self.input_size)
         if image is None:
             raise InvalidImageError("no sketch given: pass an image or strokes")
+        if isinstance(image, (str, Path, bytes)):
+            image = load_image(image)
         return to_model_input(image, size=self.input_size)
 
     def open_set(self, result: CamResult) -> list[OpenSetVerdict]:

@@ -37,7 +37,6 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Handler: resolve the classes (names checked before loading the model), then contrast."""
-    from src.data.preprocess import image_file_to_model_input
     from src.explain.contrast import pick_pair
     from src.utils.filenames import path_inside
     from src.visualization.figures import save_contrast_figure
@@ -49,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         raise UnknownClassError("--classes needs two different classes")
     engine = load_engine(args, labels)
     output_dir = prepare_output_dir(args.output)
-    image = image_file_to_model_input(args.image)
+    image = engine.model_input(args.image)
     probabilities = engine.predictor.probabilities(image)[0]
     class_a, class_b = pick_pair(probabilities, *(chosen or (None, None)))
     result = engine.contrast(image, class_a, class_b)

@@ -71,7 +71,6 @@ def run(args: argparse.Namespace) -> int:
     """Handler: one Grad-CAM per method over the same images, curves, then randomisation."""
     import numpy as np
 
-    from src.data.preprocess import strokes_to_model_input
     from src.explain.faithfulness import RANDOM_METHOD, deletion_insertion, random_maps
     from src.visualization.figures import save_faithfulness_figure
 
@@ -79,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     engine = load_engine(args)
     output_dir = prepare_output_dir(args.output)
     drawings = sample_drawings(args.data, engine.class_names, args.per_class, args.seed)
-    images = np.stack([strokes_to_model_input(strokes) for _, strokes in drawings])
+    images = np.stack([engine.model_input(strokes=strokes) for _, strokes in drawings])
     predicted = engine.predictor.probabilities(images).argmax(axis=1)
     curves = []
     for method in methods:

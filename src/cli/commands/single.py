@@ -80,9 +80,7 @@ def analyse_image(
     """
     import numpy as np
 
-    from src.data.preprocess import image_file_to_model_input
-
-    image = image_file_to_model_input(image_path)
+    image = engine.model_input(image_path)
     names = list(engine.class_names)
     prediction = engine.gradcam.visualize_prediction(
         image, names, save_path=output_dir / FIGURE_NAME, alpha=alpha, colormap=colormap
