@@ -70,8 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--labels", type=Path, default=None)
     args = parser.parse_args(argv)
 
-    from src.cli.batch_inputs import discover_inputs
-    from src.cli.commands.batch import BatchOptions, default_workers, run_batch
+    from src.batch.inputs import discover_inputs
+    from src.batch.local_runner import run_batch
+    from src.batch.options import BatchOptions, default_workers
     from src.cli.common import load_engine
     from src.data.labels import LabelMap
     from src.data.preprocess import image_file_to_model_input

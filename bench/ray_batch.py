@@ -36,10 +36,10 @@ def ray_driver(model: Path, labels: Path, sketches: Path, output: Path, batch_si
 
     import ray
 
-    from src.cli.batch_inputs import discover_sources
-    from src.cli.commands.batch import BatchOptions
+    from src.batch.inputs import discover_sources
+    from src.batch.options import BatchOptions
+    from src.batch.ray_runner import RayOptions, run_ray_batch
     from src.cli.common import load_engine, prepare_output_dir
-    from src.cli.ray_batch import RayOptions, run_ray_batch
     from src.config import PROJECT_ROOT
 
     cores = os.cpu_count() or 1
@@ -101,8 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from bench.cli_batch import build_model, write_sketches
-    from src.cli.batch_inputs import discover_sources
-    from src.cli.commands.batch import BatchOptions, run_batch
+    from src.batch.inputs import discover_sources
+    from src.batch.local_runner import run_batch
+    from src.batch.options import BatchOptions
     from src.cli.common import load_engine
     from src.data.labels import LabelMap
 

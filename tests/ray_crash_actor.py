@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from src.cli.ray_worker import ExplainActor
+from src.batch.ray_worker import ExplainActor
 
 
 class CrashOnceActor(ExplainActor):

@@ -366,7 +366,7 @@ def test_cli_audit_bad_data_exits_8(
 
 
 def test_batch_report_links_audit_files() -> None:
-    from src.cli.batch_html import render_report
+    from src.reports.batch_report import render_report
 
     summary = {
         "images_dir": "d",

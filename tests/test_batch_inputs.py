@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from src.cli.batch_inputs import discover_inputs
+from src.batch.inputs import discover_inputs
 from src.data.labels import LabelMap
 
 
@@ -43,7 +43,7 @@ def _folder_of_inputs(root: Path) -> None:
 
 
 def test_a_list_file_names_inputs_relative_to_its_folder(tmp_path: Path) -> None:
-    from src.cli.batch_inputs import discover_sources
+    from src.batch.inputs import discover_sources
 
     _folder_of_inputs(tmp_path)
     listing = tmp_path / "inputs.txt"
@@ -57,7 +57,7 @@ def test_a_list_file_names_inputs_relative_to_its_folder(tmp_path: Path) -> None
 
 
 def test_a_glob_names_the_matching_files_and_an_empty_one_is_an_error(tmp_path: Path) -> None:
-    from src.cli.batch_inputs import discover_sources
+    from src.batch.inputs import discover_sources
     from src.errors import InvalidImageError
 
     _folder_of_inputs(tmp_path)

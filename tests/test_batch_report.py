@@ -36,7 +36,7 @@ from tests.conftest import TINY_CLASSES
     ],
 )
 def test_class_from_filename(stem: str, expected: str | None) -> None:
-    from src.cli.batch_inputs import class_from_filename
+    from src.batch.inputs import class_from_filename
 
     labels = LabelMap(("circle", "square", "smiley face"))
     assert class_from_filename(stem, labels) == expected
@@ -76,7 +76,7 @@ def _contrast(foreground: tuple[int, ...], background: tuple[int, ...]) -> float
 
 @pytest.mark.parametrize("share", [i / 20 for i in range(21)])
 def test_confusion_cells_are_readable(share: float) -> None:
-    from src.cli.batch_html import cell_style
+    from src.reports.batch_report import cell_style
 
     style = cell_style(share)
     background = tuple(int(v) for v in re.search(r"rgb\((\d+),(\d+),(\d+)\)", style).groups())

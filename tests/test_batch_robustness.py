@@ -301,7 +301,7 @@ def test_hostile_class_names_never_escape_the_output_folder(
     ["../../etc/passwd.png", "a b/ü 漢字.png", "....png", "x/../../y.png", "/abs/path.png", "#1"],
 )
 def test_overlay_names_stay_inside(tmp_path: Path, source: str) -> None:
-    from src.cli.batch_report import OverlayNamer
+    from src.batch.overlays import OverlayNamer
 
     namer = OverlayNamer(tmp_path / "overlays")
     first, second = namer.path_for(source), namer.path_for(source)

@@ -27,7 +27,7 @@ def fill_disk_for(monkeypatch: pytest.MonkeyPatch, name: str) -> list[str]:
 
     Returns the list the paths that hit the full disk are appended to.
     """
-    from src.cli import common
+    from src.utils import atomic_write
 
     hit: list[str] = []
     real_open = builtins.open
@@ -39,15 +39,15 @@ def fill_disk_for(monkeypatch: pytest.MonkeyPatch, name: str) -> list[str]:
             return real_open("/dev/full", mode, *args, **kwargs)
         return real_open(file, mode, *args, **kwargs)
 
-    monkeypatch.setattr(common, "open", full_open, raising=False)
+    monkeypatch.setattr(atomic_write, "open", full_open, raising=False)
     return hit
 
 
 def test_atomic_write_on_a_full_disk_names_the_file_and_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from src.cli.common import write_json_atomic
     from src.cli.exit_status import one_line
+    from src.utils.atomic_write import write_json_atomic
 
     hit = fill_disk_for(monkeypatch, "summary.json")
     target = tmp_path / "summary.json"
@@ -63,18 +63,24 @@ def test_atomic_write_on_a_full_disk_names_the_file_and_leaves_nothing(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_figure_on_a_full_disk_names_the_figure(tmp_path: Path) -> None:
+def test_figure_on_a_full_disk_names_the_figure_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from src.visualization.figures import save_atomically
 
-    class FullDiskFigure:
-        """A figure whose savefig fails as a full disk does: an OSError without a file name."""
+    class TinyFigure:
+        """A figure whose savefig writes a few bytes, as matplotlib writes a PNG."""
 
-        def savefig(self, *args: Any, **kwargs: Any) -> None:
-            raise OSError(errno.ENOSPC, "No space left on device")
+        def savefig(self, target: Any, *args: Any, **kwargs: Any) -> None:
+            target.write(b"\x89PNG")
 
+    hit = fill_disk_for(monkeypatch, "audit.png")
     with pytest.raises(OSError) as caught:
-        save_atomically(FullDiskFigure(), tmp_path / "audit.png")
+        save_atomically(TinyFigure(), tmp_path / "audit.png")
+    assert hit, "the figure was not written through the atomic writer"
+    assert caught.value.errno == errno.ENOSPC
     assert caught.value.filename == str(tmp_path / "audit.png")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_single_with_a_full_disk_is_one_line_naming_the_summary_and_exit_10(

@@ -15,8 +15,8 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 # Lowest first: the foundation, sketches, models, predictions, the CAM engine, explanations
-# built on it, the explainer service that holds them, applications of the service, the batch
-# job, then the interfaces.
+# built on it, the explainer service that holds them, applications of the service, the HTML
+# reports, the batch job, then the interfaces.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("config", "errors", "utils"),
     ("data",),
@@ -26,6 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("explain", "evaluation"),
     ("service",),
     ("monitoring", "audit", "training"),
+    ("reports",),
     ("batch",),
     ("cli", "web"),
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import re
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ def test_summarise_map_of_a_known_map() -> None:
 
 def test_spec_calls_log_an_analysis(tmp_path: Path) -> None:
     from src.data.preprocess import strokes_to_model_input
-    from src.monitoring.attention_log import generate_gradcam_analysis, log_attention_pattern
+    from src.monitoring import generate_gradcam_analysis, log_attention_pattern
     from src.service.explainer import Explainer
     from tests.test_explain_strokes import BOTTOM_STROKE, TOP_STROKE, build_top_half_model
 
@@ -50,6 +51,35 @@ def test_spec_calls_log_an_analysis(tmp_path: Path) -> None:
     line = json.loads(log.read_text().strip())
     assert line == record and line["image_id"] == "req/1" and "overlay_png" not in line
     assert (log.parent / "attention.jsonl.overlays" / line["overlay_file"]).stat().st_size > 0
+
+
+def guide_monitoring_snippet() -> str:
+    """The code block of docs/usage_guide.md that starts with the monitoring comment."""
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "usage_guide.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", guide, flags=re.DOTALL)
+    return next(block for block in blocks if block.startswith("# Log attention patterns"))
+
+
+def test_guide_monitoring_snippet_runs_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from src.data.preprocess import strokes_to_model_input
+    from tests.test_explain_strokes import BOTTOM_STROKE, TOP_STROKE, build_top_half_model
+
+    snippet = guide_monitoring_snippet()
+    assert "from src.monitoring import generate_gradcam_analysis, log_attention_pattern" in snippet
+    monkeypatch.setenv("SKETCHCAM_LOG_DIR", str(tmp_path))
+    # The reader's own variables; the snippet brings its imports itself.
+    namespace = {
+        "confidence": 0.2,
+        "threshold": 0.5,
+        "image": 1.0 - strokes_to_model_input([TOP_STROKE, BOTTOM_STROKE])[..., 0],
+        "model": build_top_half_model(),
+        "image_id": "guide/1",
+    }
+    exec(compile(snippet, "monitoring_snippet", "exec"), namespace)
+    lines = (tmp_path / "attention.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["image_id"] == "guide/1"
 
 
 def _write_many(log: str, worker: int, count: int) -> None:
@@ -132,7 +162,8 @@ def test_attention_logger_logs_only_low_confidence(tmp_path: Path) -> None:
 
 def test_summary_counts_classes_and_renders_html(tmp_path: Path) -> None:
     from src.errors import DataFormatError
-    from src.monitoring.summary import read_records, summarise_log, summary_to_html
+    from src.monitoring.summary import read_records, summarise_log
+    from src.reports.monitor_summary import render_monitor_summary
 
     log = tmp_path / "attention.jsonl"
     grid = np.zeros((8, 8))
@@ -162,7 +193,7 @@ def test_summary_counts_classes_and_renders_html(tmp_path: Path) -> None:
     assert cat["class_name"] == "cat" and cat["count"] == 2
     assert cat["mean_confidence"] == pytest.approx(0.35)
     assert cat["mean_grid"][0][1] == 0.5 and cat["mean_grid"][0][3] == 0.5
-    page = summary_to_html(summary)
+    page = render_monitor_summary(summary)
     assert page.count("data:image/png;base64,") == 2 and "<script" not in page
     with pytest.raises(DataFormatError, match="not found"):
         list(read_records(tmp_path / "missing.jsonl"))

@@ -218,10 +218,10 @@ def test_rerun_skips_done_inputs_and_a_partial_folder_does_only_the_rest(
 def test_an_actor_killed_mid_run_is_replaced_and_every_input_is_explained_once(
     sketch_model_dir: Path, inputs: Path, crash_marker: Path, tmp_path: Path
 ) -> None:
-    from src.cli.batch_inputs import discover_sources
-    from src.cli.commands.batch import BatchOptions
+    from src.batch.inputs import discover_sources
+    from src.batch.options import BatchOptions
+    from src.batch.ray_runner import RayOptions, run_ray_batch
     from src.cli.common import prepare_output_dir
-    from src.cli.ray_batch import RayOptions, run_ray_batch
     from src.service.explainer import Explainer
     from tests.ray_crash_actor import CrashOnceActor
 

@@ -1,20 +1,21 @@
-"""Helpers every subcommand shares: global options, loading the Explainer once, atomic writes, emit."""
+"""Helpers every subcommand shares: global options, loading the Explainer once, emit.
+
+The argparse types live in src.utils.arguments and the atomic writers in src.utils.atomic_write,
+where the web launcher and the batch library reach them too.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
 from src.config import DEFAULT_LABELS_PATH, DEFAULT_MODEL_PATH, PROJECT_ROOT
 from src.data.labels import LabelMap
 from src.errors import SketchError
-from src.utils.output_errors import naming_target
+from src.utils.arguments import positive_int, unit_float
 from src.visualization.cam_methods import DEFAULT_METHOD, methods_help
 
 DEFAULT_OUTPUT_DIR = PROJECT_ROOT / "gradcam_results"
@@ -27,22 +28,6 @@ def emit(line: str = "") -> None:
     """Write one line of the CLI's own report to stdout (src/ bans print)."""
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def unit_float(text: str) -> float:
-    """argparse type: a float in [0, 1]."""
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
-    return value
 
 
 def colormap_name(text: str) -> str:
@@ -176,39 +161,6 @@ def prepare_output_dir(path: str | Path) -> Path:
         raise SketchError(f"output path {directory} is a file; pass a folder to --output")
     directory.mkdir(parents=True, exist_ok=True)
     return directory
-
-
-def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    """Write to a temporary file in the same folder, then rename: readers never see half a file.
-
-    The temporary name is unique per process and thread, so parallel writers never collide.
-    """
-    target = Path(path)
-    if not target.parent.is_dir():
-        target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}-{threading.get_ident()}.partial")
-    try:
-        with open(temporary, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, target)
-    except BaseException as error:
-        # Whatever went wrong (disk full, Ctrl-C), no half-written file is left behind, and a
-        # write error names the file asked for rather than the temporary one.
-        temporary.unlink(missing_ok=True)
-        if isinstance(error, OSError):
-            raise naming_target(error, target) from error
-        raise
-    return target
-
-
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    """``write_bytes_atomic`` for UTF-8 text."""
-    return write_bytes_atomic(path, text.encode("utf-8"))
-
-
-def write_json_atomic(path: str | Path, data: Any) -> Path:
-    """Pretty JSON (UTF-8, sorted as given), written atomically."""
-    return write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def relative_to(path: Path, directory: Path) -> str:

@@ -13,12 +13,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from src.cli.common import (
-    add_engine_options,
-    add_verbose_option,
-    configure_verbose_logging,
-    emit,
-)
+from src.cli.common import add_engine_options, add_verbose_option, configure_verbose_logging, emit
 from src.cli.exit_status import EXIT_CODES_HELP, ExitStatus, run_guarded
 from src.config import PROJECT_ROOT
 from src.utils.tensorflow_logging import configure_tensorflow_logging, wants_verbose

@@ -1,8 +1,10 @@
-"""The ONLY preprocessing: any image or drawing to the model's input, float32 (64, 64, 1) in [0, 1].
+"""The ONLY preprocessing: any image or drawing to the model's input.
 
 Training, the CLI, the Python API and the web app all call ``to_model_input``; nothing else in the
 project resizes, inverts or normalises a sketch. The canonical look is Google's numpy_bitmap
-look: white ink (1.0) on black (0.0), the drawing centred and fitted to the frame with a margin.
+look: white ink (1.0) on black (0.0), the drawing centred and fitted to the frame with a margin,
+float32 (64, 64, 1) in [0, 1]. Given a model's ``InputSpec``, the same picture is made at that
+model's size and encoded in its ink, value range and channels.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from src.config import IMAGE_SIZE
+from src.data.input_spec import InputSpec
 from src.data.polarity import LIGHT_PAPER, paper_levels
 from src.data.raster import DEFAULT_LINE_WIDTH, DEFAULT_MARGIN, render_strokes
 from src.errors import InvalidImageError
@@ -326,7 +329,10 @@ def _fit(ink: np.ndarray, size: int, margin: float) -> np.ndarray:
 
 
 def to_model_input(
-    image: Image.Image | np.ndarray, size: int = IMAGE_SIZE, margin: float = DEFAULT_MARGIN
+    image: Image.Image | np.ndarray,
+    size: int = IMAGE_SIZE,
+    margin: float = DEFAULT_MARGIN,
+    spec: InputSpec | None = None,
 ) -> np.ndarray:
     """Turn any sketch image into the model's input.
 
@@ -335,42 +341,67 @@ def to_model_input(
 
     Args:
         image: a PIL image, or an array (H, W), (H, W, C) or (1, H, W, 1), uint8 or float in [0, 1].
-        size: output side in pixels.
+        size: output side in pixels (without ``spec``).
         margin: empty border on each side, as a fraction of ``size``.
+        spec: the model's input convention; when given, its height, width, channels, ink and
+            value range decide the output instead of ``size``.
 
     Returns:
-        float32 array (size, size, 1) in [0, 1], white ink on black.
+        float32 array (size, size, 1) in [0, 1], white ink on black; with ``spec``, float32
+        (height, width, channels) in the model's own convention.
 
     Raises:
         InvalidImageError: if the array has an unusable shape, dtype or non-finite values.
     """
     ink = _ink(_grayscale(image))
-    return _fit(ink, size, margin)[..., np.newaxis]
+    if spec is None:
+        return _fit(ink, size, margin)[..., np.newaxis]
+    return spec.encode(_fit_frame(ink, spec.height, spec.width, margin))
+
+
+def _fit_frame(ink: np.ndarray, height: int, width: int, margin: float) -> np.ndarray:
+    """``_fit`` into a height x width frame: the fitted square centred on the longer side."""
+    side = min(height, width)
+    square = _fit(ink, side, margin)
+    if height == width:
+        return square
+    frame = np.zeros((height, width), dtype=np.float32)
+    top, left = (height - side) // 2, (width - side) // 2
+    frame[top : top + side, left : left + side] = square
+    return frame
 
 
 def strokes_to_model_input(
-    strokes: object, size: int = IMAGE_SIZE, line_width: float = DEFAULT_LINE_WIDTH
+    strokes: object,
+    size: int = IMAGE_SIZE,
+    line_width: float = DEFAULT_LINE_WIDTH,
+    spec: InputSpec | None = None,
 ) -> np.ndarray:
     """Rasterise Quick, Draw! strokes with the project's rasteriser, then ``to_model_input``.
 
     Args:
         strokes: ``[[xs, ys], ...]`` in any coordinate range.
-        size: output side in pixels.
-        line_width: stroke width in pixels at a 64-pixel output (scaled with ``size``).
+        size: output side in pixels (without ``spec``).
+        line_width: stroke width in pixels at a 64-pixel output (scaled with the output size).
+        spec: the model's input convention: the drawing is rendered at the model's size and
+            fed in its ink and value range.
 
     Returns:
-        float32 array (size, size, 1) in [0, 1].
+        float32 array (size, size, 1) in [0, 1]; with ``spec``, as ``to_model_input``.
 
     Raises:
         InvalidImageError: if the strokes are malformed.
     """
-    bitmap = render_strokes(strokes, size=size, line_width=line_width * size / 64)
-    return to_model_input(bitmap, size=size)
+    side = size if spec is None else min(spec.height, spec.width)
+    bitmap = render_strokes(strokes, size=side, line_width=line_width * side / 64)
+    return to_model_input(bitmap, size=side, spec=spec)
 
 
-def image_file_to_model_input(path: str | Path, size: int = IMAGE_SIZE) -> np.ndarray:
-    """Load an image file (see ``load_image``) and return ``to_model_input`` of it at ``size``."""
-    return to_model_input(load_image(path), size=size)
+def image_file_to_model_input(
+    path: str | Path, size: int = IMAGE_SIZE, spec: InputSpec | None = None
+) -> np.ndarray:
+    """Load an image file (see ``load_image``) and return ``to_model_input`` of it."""
+    return to_model_input(load_image(path), size=size, spec=spec)
 
 
 def to_batch(images: np.ndarray) -> np.ndarray:

@@ -1,10 +1,8 @@
 """Summarise an attention log: counts over time, the most frequent low-confidence classes and
-their mean maps, as JSON and as a self-contained HTML page."""
+their mean maps, as JSON (the HTML page is src.reports.monitor_summary)."""
 
 from __future__ import annotations
 
-import base64
-import html
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -103,44 +101,3 @@ def summarise_log(
             for name, count in classes.most_common(top_classes)
         ],
     }
-
-
-def _grid_image_tag(grid: list[list[float]] | None) -> str:
-    """An inline PNG <img> of a mean 8x8 map (the project's one colormap), or a dash."""
-    if grid is None:
-        return "&ndash;"
-    from src.visualization.overlay import heatmap_to_rgb, to_png_bytes
-
-    values = np.asarray(grid, dtype=np.float64)
-    peak = values.max()
-    png = to_png_bytes(heatmap_to_rgb(values / peak if peak > 0 else values), scale=12)
-    return f'<img alt="mean map" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
-
-
-def summary_to_html(summary: dict[str, Any], title: str = "Attention log summary") -> str:
-    """A self-contained HTML page (no scripts, images inlined) for a log summary."""
-    peak = max(summary["counts_over_time"].values(), default=1)
-    time_rows = "".join(
-        f"<tr><td>{html.escape(when)}</td><td>{count}</td>"
-        f'<td><div class="bar" style="width:{200 * count // peak}px"></div></td></tr>'
-        for when, count in summary["counts_over_time"].items()
-    )
-    class_rows = "".join(
-        f"<tr><td>{html.escape(entry['class_name'])}</td><td>{entry['count']}</td>"
-        f"<td>{entry['mean_confidence']:.1%}</td><td>{_grid_image_tag(entry['mean_grid'])}</td></tr>"
-        for entry in summary["low_confidence_classes"]
-    )
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse;margin-bottom:2em}}
-td,th{{border:1px solid #ccc;padding:4px 8px}} .bar{{background:#c33;height:12px}}
-img{{image-rendering:pixelated}}</style></head><body>
-<h1>{html.escape(title)}</h1>
-<p>{summary["records"]} low-confidence records.</p>
-<h2>Records per {html.escape(summary["bucket"])}</h2>
-<table><tr><th>{html.escape(summary["bucket"])}</th><th>count</th><th></th></tr>{time_rows}</table>
-<h2>Most frequent low-confidence classes</h2>
-<table><tr><th>top class</th><th>count</th><th>mean confidence</th><th>mean map (8x8)</th></tr>
-{class_rows}</table>
-</body></html>
-"""

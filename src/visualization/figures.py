@@ -5,6 +5,7 @@ Figures are closed after saving (unless shown), so thousands of calls keep memor
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -18,24 +19,17 @@ if not os.environ.get("DISPLAY") and not os.environ.get("MPLBACKEND"):
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from src.utils.output_errors import naming_target  # noqa: E402
+from src.utils.atomic_write import write_bytes_atomic  # noqa: E402
 from src.visualization.overlay import sketch_for_display  # noqa: E402
 
 
 def save_atomically(figure: Any, path: str | Path, **savefig_kwargs: Any) -> Path:
-    """Save a figure to a temporary name then rename, so no half-written file is left behind."""
+    """Save a figure through the project's one atomic writer, so no half-written file is left."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.partial")
-    try:
-        figure.savefig(temporary, format=target.suffix.lstrip(".") or "png", **savefig_kwargs)
-        os.replace(temporary, target)
-    except OSError as error:
-        raise naming_target(error, target) from error
-    finally:
-        if temporary.exists():
-            temporary.unlink()
-    return target
+    # Rendered in memory first: the atomic writer picks a temporary name unique per thread.
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=target.suffix.lstrip(".") or "png", **savefig_kwargs)
+    return write_bytes_atomic(target, buffer.getvalue())
 
 
 def save_gradcam_figure(

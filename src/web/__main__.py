@@ -11,8 +11,8 @@ import logging
 import os
 import sys
 
-from src.cli.common import positive_int
 from src.config import DEFAULT_LABELS_PATH, DEFAULT_MODEL_PATH
+from src.utils.arguments import positive_int
 from src.utils.tensorflow_logging import configure_tensorflow_logging
 
 logger = logging.getLogger("src.web")

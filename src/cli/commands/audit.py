@@ -19,15 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from src.audit import AUDIT_FIGURE, AUDIT_JSON
-from src.cli.common import (
-    emit,
-    load_engine,
-    load_labels,
-    positive_int,
-    prepare_output_dir,
-    write_json_atomic,
-)
+from src.cli.common import emit, load_engine, load_labels, prepare_output_dir
 from src.cli.exit_status import ExitStatus
+from src.utils.arguments import positive_int
+from src.utils.atomic_write import write_json_atomic
 
 
 def register(subparsers: Any) -> None:

@@ -11,16 +11,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from src.cli.common import (
-    emit,
-    load_engine,
-    load_labels,
-    prepare_output_dir,
-    relative_to,
-    write_json_atomic,
-)
+from src.cli.common import emit, load_engine, load_labels, prepare_output_dir, relative_to
 from src.cli.exit_status import ExitStatus
 from src.inference.open_set import not_sure_text
+from src.utils.atomic_write import write_json_atomic
 
 
 def register(subparsers: Any) -> None:

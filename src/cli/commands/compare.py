@@ -11,9 +11,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from src.cli.common import emit, load_engine, load_labels, prepare_output_dir, write_json_atomic
+from src.cli.common import emit, load_engine, load_labels, prepare_output_dir
 from src.cli.exit_status import ExitStatus
 from src.errors import UnknownClassError
+from src.utils.atomic_write import write_json_atomic
 
 
 def register(subparsers: Any) -> None:

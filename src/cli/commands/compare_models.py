@@ -21,9 +21,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from src.cli.common import emit, positive_int, prepare_output_dir, write_json_atomic
+from src.cli.common import emit, prepare_output_dir
 from src.cli.exit_status import ExitStatus
 from src.errors import SketchError
+from src.utils.arguments import positive_int
+from src.utils.atomic_write import write_json_atomic
 
 JSON_NAME = "model_comparison.json"
 FIGURE_NAME = "model_comparison.png"
@@ -148,7 +150,7 @@ def _model_entries(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def _load_sketches(inputs: list, sizes: set[int], per_class: int) -> tuple[list, list, list]:
     """Each input at every model size (at most ``per_class`` per true class); failures listed."""
-    from src.cli.batch_inputs import failure_reason
+    from src.batch.inputs import failure_reason
 
     taken: Counter[str | None] = Counter()
     sketches, kept, failures = [], [], []
@@ -168,7 +170,7 @@ def _load_sketches(inputs: list, sizes: set[int], per_class: int) -> tuple[list,
 
 def run(args: argparse.Namespace) -> int:
     """Handler: check the label sets (before loading models), read DIR, compare, write."""
-    from src.cli.batch_inputs import discover_inputs
+    from src.batch.inputs import discover_inputs
     from src.data.labels import LabelMap
     from src.explain.compare_models import measure_models
     from src.explain.compared_model import (
@@ -224,9 +226,9 @@ def _write_outputs(
     """The JSON, the mean-map figure (when a class has explained inputs) and the HTML page."""
     import base64
 
-    from src.cli.common import write_text_atomic
-    from src.cli.comparison_html import render_comparison
     from src.explain.comparison_summary import class_mean_maps
+    from src.reports.model_comparison import render_comparison
+    from src.utils.atomic_write import write_text_atomic
     from src.visualization.figures import save_model_comparison_figure
     from src.visualization.overlay import overlay_heatmap, to_png_bytes
 

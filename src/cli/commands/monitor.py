@@ -11,15 +11,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from src.cli.common import (
-    emit,
-    positive_int,
-    prepare_output_dir,
-    unit_float,
-    write_json_atomic,
-    write_text_atomic,
-)
+from src.cli.common import emit, prepare_output_dir
 from src.cli.exit_status import ExitStatus
+from src.utils.arguments import positive_int, unit_float
+from src.utils.atomic_write import write_json_atomic, write_text_atomic
 
 
 def register(subparsers: Any) -> None:
@@ -62,13 +57,14 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Handler: read, summarise, write JSON and HTML."""
     from src.monitoring.attention_log import default_log_path
-    from src.monitoring.summary import read_records, summarise_log, summary_to_html
+    from src.monitoring.summary import read_records, summarise_log
+    from src.reports.monitor_summary import render_monitor_summary
 
     log_path = args.log if args.log is not None else default_log_path()
     summary = summarise_log(read_records(log_path), args.bucket, args.top_classes, args.threshold)
     output_dir = prepare_output_dir(args.output)
     write_json_atomic(output_dir / "monitor_summary.json", summary)
-    write_text_atomic(output_dir / "monitor_summary.html", summary_to_html(summary))
+    write_text_atomic(output_dir / "monitor_summary.html", render_monitor_summary(summary))
     emit(f"{summary['records']} low-confidence records in {log_path}")
     for entry in summary["low_confidence_classes"][:3]:
         emit(

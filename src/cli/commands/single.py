@@ -20,10 +20,10 @@ from src.cli.common import (
     load_engine,
     prepare_output_dir,
     relative_to,
-    write_json_atomic,
 )
 from src.cli.exit_status import ExitStatus
 from src.inference.open_set import not_sure_text
+from src.utils.atomic_write import write_json_atomic
 
 if TYPE_CHECKING:
     from src.service.explainer import Explainer

@@ -14,10 +14,12 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from src.cli.common import emit, load_engine, positive_int, prepare_output_dir, write_json_atomic
+from src.cli.common import emit, load_engine, prepare_output_dir
 from src.cli.exit_status import ExitStatus
 from src.data.json_input import JSONInputError, parse_json
 from src.errors import DataFormatError, InvalidImageError
+from src.utils.arguments import positive_int
+from src.utils.atomic_write import write_json_atomic
 
 
 def add_drawing_options(parser: argparse.ArgumentParser, required: bool = True) -> None:

@@ -10,8 +10,9 @@ import argparse
 from typing import Any
 
 from src.cli.commands.strokes import add_drawing_options, load_drawing
-from src.cli.common import emit, load_engine, prepare_output_dir, write_json_atomic
+from src.cli.common import emit, load_engine, prepare_output_dir
 from src.cli.exit_status import ExitStatus
+from src.utils.atomic_write import write_json_atomic
 
 
 def register(subparsers: Any) -> None:

@@ -1,4 +1,5 @@
-"""Find the sketches under a folder for ``batch``: image files, ``.ndjson`` drawings, ``.npy`` bitmaps.
+"""The batch's inputs: image files, ``.ndjson`` drawings and ``.npy`` bitmaps under a folder,
+named in a list file or matched by a glob, and how each is decoded into a model input.
 
 A file that cannot be listed or parsed becomes a ``Failure`` with its reason; the batch goes on.
 The true class of an input is its sub-folder's name (``apple/x.png``), else its file name
@@ -10,14 +11,13 @@ from __future__ import annotations
 
 import glob
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from src.config import IMAGE_SIZE
 from src.data.labels import LabelMap
 from src.data.preprocess import IMAGE_SUFFIXES
 from src.errors import InvalidImageError, SketchError
@@ -45,17 +45,37 @@ class InputOrigin:
     path: Path
     record: Any = None
 
+    def decode(self, size: int) -> np.ndarray:
+        """The model input (size, size, 1) of this sketch: the one decoding step of every runner.
+
+        Raises:
+            SketchError, OSError, ValueError: an unreadable input (listed as a failure).
+        """
+        from src.data.preprocess import (
+            image_file_to_model_input,
+            strokes_to_model_input,
+            to_model_input,
+        )
+
+        if self.kind == "image":
+            return image_file_to_model_input(self.path, size)
+        if self.kind == "drawing":
+            return strokes_to_model_input(self.record, size)
+        return to_model_input(self.record, size=size)
+
 
 @dataclass(frozen=True)
 class BatchInput:
-    """One sketch to explain: where it came from, its true class if known, how to decode it."""
+    """One sketch to explain: where it came from, its true class if known, what it is made of."""
 
     source: str  # path relative to the batch folder, plus "#n" for the n-th record of a file
     true_class: str | None
-    # load() returns the model input (64, 64, 1); load(size=S) the same sketch at (S, S, 1), for
-    # models with other input sizes (compare-models).
-    load: Callable[..., np.ndarray]
-    origin: InputOrigin | None = None
+    origin: InputOrigin
+
+    def load(self, size: int) -> np.ndarray:
+        """The model input at (size, size, 1); the size is the explainer's ``input_size``, so
+        the local and the Ray runner decode alike (and compare-models at each model's size)."""
+        return self.origin.decode(size)
 
 
 @dataclass(frozen=True)
@@ -140,6 +160,20 @@ def discover_sources(
     return discover_inputs(spec, labels, max_per_file, exclude)
 
 
+def require_inputs(discovery: Discovery, spec: Path) -> Discovery:
+    """``discovery`` itself, checked to hold something to report on.
+
+    Raises:
+        InvalidImageError: ``spec`` held no supported input and no unreadable one.
+    """
+    if not discovery.inputs and not discovery.failures:
+        raise InvalidImageError(
+            f"no sketches found under {spec}; supported: images (.png, .jpg, .bmp, "
+            ".gif, .webp), .ndjson drawings and .npy bitmaps"
+        )
+    return discovery
+
+
 def discover_files(
     paths: Iterable[Path], labels: LabelMap, max_per_file: int = DEFAULT_MAX_PER_FILE
 ) -> Discovery:
@@ -186,9 +220,7 @@ def _add_path(
     try:
         if suffix in IMAGE_SUFFIXES:
             true_class = folder_class or class_from_filename(path.stem, labels)
-            discovery.inputs.append(
-                BatchInput(source, true_class, _image_loader(path), InputOrigin("image", path))
-            )
+            discovery.inputs.append(BatchInput(source, true_class, InputOrigin("image", path)))
         elif suffix in DRAWING_SUFFIXES:
             _add_drawings(discovery, path, source, labels, max_per_file)
         elif suffix in BITMAP_SUFFIXES:
@@ -241,18 +273,10 @@ def class_from_filename(stem: str, labels: LabelMap) -> str | None:
     return None
 
 
-def _image_loader(path: Path) -> Callable[..., np.ndarray]:
-    """Decode lazily, in a worker thread, when the input's batch comes up."""
-    from src.data.preprocess import image_file_to_model_input
-
-    return lambda size=IMAGE_SIZE: image_file_to_model_input(path, size)
-
-
 def _add_drawings(
     discovery: Discovery, path: Path, source: str, labels: LabelMap, limit: int
 ) -> None:
     """Queue the first ``limit`` drawings of an ndjson file; malformed lines become failures."""
-    from src.data.preprocess import strokes_to_model_input
     from src.data.quickdraw import ReadReport, read_ndjson
 
     report = ReadReport()
@@ -265,7 +289,6 @@ def _add_drawings(
             BatchInput(
                 f"{source}#{number}",
                 _class_or_none(labels, drawing.word),
-                lambda size=IMAGE_SIZE, strokes=strokes: strokes_to_model_input(strokes, size),
                 InputOrigin("drawing", path, strokes),
             )
         )
@@ -281,7 +304,6 @@ def _add_bitmaps(
     limit: int,
 ) -> None:
     """Queue the first ``limit`` 28x28 bitmaps of a numpy_bitmap ``.npy`` file."""
-    from src.data.preprocess import to_model_input
     from src.data.quickdraw import load_bitmaps
 
     bitmaps = load_bitmaps(path)
@@ -294,7 +316,6 @@ def _add_bitmaps(
             BatchInput(
                 f"{source}#{number}",
                 true_class,
-                lambda size=IMAGE_SIZE, bitmap=bitmap: to_model_input(bitmap, size=size),
                 InputOrigin("bitmap", path, bitmap),
             )
         )

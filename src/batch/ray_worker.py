@@ -1,7 +1,8 @@
 """The Ray side of ``batch --ray``: one stateful actor per model replica, and its part files.
 
 Each actor loads the model once into an ``Explainer`` and explains the batches Ray Data hands
-it with the local batch's own code (``explain_chunk``, ``write_overlays``), so overlays and
+it with the local runner's own steps (``InputOrigin.decode``, ``explain_chunk``,
+``write_overlays``), so overlays and
 records are the local run's. For every batch it writes, atomically:
     results.parquet/part-<key>.parquet   one row per explained input (``RESULT_COLUMNS``)
     mean_map_sums/part-<key>.npz         that batch's per-class and per-pair map sums
@@ -10,7 +11,7 @@ actor died rewrites the same files instead of adding a second copy. The npz is w
 a parquet part present means its sums are too. To the driver it returns only a small status row
 per input (``STATUS_COLUMNS``); no map or image travels back.
 
-This module imports ray nowhere: the driver (``src.cli.ray_batch``) does.
+This module imports ray only inside the actor: the driver (``src.batch.ray_runner``) does.
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from src.cli.batch_inputs import BatchInput, Failure, failure_reason
-from src.cli.batch_report import BatchAccumulator, ImageRecord, _MeanMap
-from src.cli.common import write_bytes_atomic
+from src.batch.explain_step import explain_chunk
+from src.batch.inputs import BatchInput, Failure, InputOrigin, failure_reason
+from src.batch.overlays import OVERLAYS_DIR, write_overlays
+from src.batch.records import BatchAccumulator, ImageRecord, MeanMap
 from src.data.labels import LabelMap
 from src.errors import SketchError
 from src.explain.map_agreement import ink_share
+from src.utils.atomic_write import write_bytes_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -71,25 +74,16 @@ def content_sha256(row: dict[str, Any]) -> str:
     return hashlib.sha256(row["payload"]).hexdigest()
 
 
-def decode_row(row: dict[str, Any], size: int) -> np.ndarray:
-    """The model input of a dataset row, through the local batch's preprocessing.
-
-    Raises:
-        SketchError, OSError, ValueError: an unreadable input (listed as a failure).
-    """
-    from src.data.preprocess import (
-        image_file_to_model_input,
-        strokes_to_model_input,
-        to_model_input,
-    )
-
+def origin_from_row(row: dict[str, Any]) -> InputOrigin:
+    """The ``InputOrigin`` a dataset row was made from (the driver's ``_dataset_rows``), so the
+    actor decodes it with the local runner's own step (``InputOrigin.decode``)."""
+    path = Path(row["path"])
     if row["kind"] == "image":
-        return image_file_to_model_input(row["path"], size)
+        return InputOrigin("image", path)
     if row["kind"] == "drawing":
-        return strokes_to_model_input(json.loads(row["payload"]), size)
+        return InputOrigin("drawing", path, json.loads(row["payload"]))
     side = int(round(len(row["payload"]) ** 0.5))
-    bitmap = np.frombuffer(row["payload"], np.uint8).reshape(side, side)
-    return to_model_input(bitmap, size=size)
+    return InputOrigin("bitmap", path, np.frombuffer(row["payload"], np.uint8).reshape(side, side))
 
 
 def part_key(pairs: list[tuple[str, str]]) -> str:
@@ -143,7 +137,7 @@ def sums_to_npz(accumulator: BatchAccumulator) -> bytes:
     """The accumulator's per-class and per-pair running sums as npz bytes."""
     shape = (0, *accumulator.image_shape)
 
-    def stack(means: list[_MeanMap], part: str) -> np.ndarray:
+    def stack(means: list[MeanMap], part: str) -> np.ndarray:
         return np.stack([getattr(mean, part) for mean in means]) if means else np.zeros(shape)
 
     classes = sorted(accumulator.by_predicted)
@@ -176,7 +170,7 @@ def add_sums(accumulator: BatchAccumulator, npz_path: Path) -> None:
             heatmaps, images = sums[f"{prefix}_heatmaps"], sums[f"{prefix}_images"]
             counts = sums[f"{prefix}_counts"]
             for position, key in enumerate(keys):
-                mean = target.setdefault(key, _MeanMap(accumulator.image_shape))  # type: ignore[arg-type]
+                mean = target.setdefault(key, MeanMap(accumulator.image_shape))  # type: ignore[arg-type]
                 mean.heatmap_sum += heatmaps[position]
                 mean.image_sum += images[position]
                 mean.count += int(counts[position])
@@ -280,14 +274,12 @@ class ExplainActor:
         self.explainer.cam()
         self.options = options
         self.output_dir = Path(output_dir)
-        self.namer = _FixedNamer(self.output_dir / "overlays", ray.get(overlay_names[0]))
+        self.namer = _FixedNamer(self.output_dir / OVERLAYS_DIR, ray.get(overlay_names[0]))
         self.done: frozenset[tuple[str, str]] = ray.get(done[0])
 
     def __call__(self, batch: Any) -> Any:
         """Explain a batch's new inputs; return one status row per input."""
         import pyarrow as pa
-
-        from src.cli.commands.batch import explain_chunk, write_overlays
 
         statuses: list[dict[str, Any]] = []
         chunk: list[BatchInput] = []
@@ -304,9 +296,10 @@ class ExplainActor:
                 statuses.append(_status(source, sha, "skipped"))
                 continue
             hashes[source] = sha
-            chunk.append(BatchInput(source, row["true_class"], _not_loaded))
+            item = BatchInput(source, row["true_class"], origin_from_row(row))
+            chunk.append(item)
             try:
-                decoded.append(decode_row(row, self.explainer.input_size))
+                decoded.append(item.load(self.explainer.input_size))
             except (SketchError, OSError, ValueError) as error:
                 decoded.append(Failure(source, failure_reason(error)))
         accumulator = _MapSummaries(self.explainer.class_names, self.explainer.gradcam.input_size)
@@ -342,11 +335,6 @@ class ExplainActor:
         pq.write_table(pa.Table.from_pylist(rows, schema=result_schema()), buffer)
         path = self.output_dir / RESULTS_DIR / f"part-{key}.parquet"
         write_bytes_atomic(path, buffer.getvalue().to_pybytes())
-
-
-def _not_loaded(*_: Any, **__: Any) -> np.ndarray:
-    """BatchInput.load for rows the actor decodes itself (never called)."""
-    raise AssertionError("Ray rows are decoded by decode_row")
 
 
 def _status(source: str, sha: str, status: str, reason: str | None = None) -> dict[str, Any]:

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from src.audit import AUDIT_FIGURE, AUDIT_JSON
+from src.reports.page import render_page
 
 # The gallery shows at most this many images (the JSON and CSV list all of them).
+REPORT_TITLE = "Grad-CAM batch report"
 GALLERY_LIMIT = 1000
 LOW_CONFIDENCE_LIMIT = 60
 # Gallery orders: key function and the heading's words.
@@ -38,14 +40,15 @@ DOWNLOADS = (
 # black would fall below WCAG's 4.5:1 contrast.
 _CELL_RGB = (29, 78, 216)
 
+# This page's own CSS, after the skeleton's (src.reports.page.BASE_STYLE).
 _STYLE = """
-body{font-family:system-ui,sans-serif;margin:2em;color:#1d2330;max-width:1200px}
+body{max-width:1200px}
 .grid{display:flex;flex-wrap:wrap;gap:12px}
 figure{margin:0;width:148px;font-size:12px;text-align:center}
 figure img{width:128px;height:128px;image-rendering:pixelated;border:1px solid #ccc}
 figcaption .second{color:#555}
 .wrong{color:#b00}
-table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
+td,th{text-align:right}
 th{background:#f5f6f8}
 .overview td{text-align:left}
 .legend{display:flex;align-items:center;gap:8px;font-size:13px;margin:6px 0 12px}
@@ -78,9 +81,6 @@ def render_report(
         key=lambda image: image["confidence"],
     )
     parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        "<title>Grad-CAM batch report</title>",
-        f"<style>{_STYLE}</style></head><body><h1>Grad-CAM batch report</h1>",
         _overview(summary),
         _downloads(output_dir),
         _class_metrics(summary.get("class_metrics")),
@@ -95,9 +95,8 @@ def render_report(
         _legend(summary.get("colormap", "jet")),
         _gallery(images[:GALLERY_LIMIT]),
         _failures(summary["failures"]),
-        "</body></html>\n",
     ]
-    return "\n".join(part for part in parts if part)
+    return render_page(REPORT_TITLE, "\n".join(part for part in parts if part), _STYLE)
 
 
 def sort_images(images: list[dict[str, Any]], order: str) -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""Aggregate a batch's results and write batch_summary.json/.csv, mean maps and report.html.
+"""A batch's records: one ``ImageRecord`` per explained input, and the ``BatchAccumulator``
+that collects them with the failures and the running mean maps (local and Ray runners alike).
 
 Means are kept as running sums, so a batch of any size needs memory for one map per class and
 per confused pair, not per image.
@@ -6,35 +7,17 @@ per confused pair, not per image.
 
 from __future__ import annotations
 
-import csv
-import io
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from src.cli.batch_inputs import Failure
-from src.cli.common import write_bytes_atomic, write_json_atomic, write_text_atomic
+from src.batch.inputs import Failure
+from src.utils.atomic_write import write_bytes_atomic
 from src.utils.filenames import safe_filename
 
 MEAN_MAPS_DIR = "mean_maps"
-CSV_COLUMNS = (
-    "source",
-    "status",
-    "true_class",
-    "predicted_class",
-    "predicted_class_index",
-    "confidence",
-    "second_class",
-    "second_confidence",
-    "margin",
-    "correct",
-    "recognised",
-    "open_set_score",
-    "overlay",
-    "reason",
-)
 # Confused pairs shown in the report, most frequent first.
 MOST_CONFUSED_COUNT = 10
 
@@ -85,7 +68,7 @@ class ImageRecord:
         return None if self.true_class is None else self.true_class == self.predicted_class
 
 
-class _MeanMap:
+class MeanMap:
     """Running sums of heatmaps and inputs for one group of images."""
 
     def __init__(self, shape: tuple[int, int]) -> None:
@@ -116,8 +99,8 @@ class BatchAccumulator:
         self.image_shape = image_shape
         self.records: list[ImageRecord] = []
         self.failures: list[Failure] = []
-        self.by_predicted: dict[int, _MeanMap] = {}
-        self.by_pair: dict[tuple[str, str], _MeanMap] = {}
+        self.by_predicted: dict[int, MeanMap] = {}
+        self.by_pair: dict[tuple[str, str], MeanMap] = {}
 
     def add(self, records: list[ImageRecord], images: np.ndarray, heatmaps: np.ndarray) -> None:
         """Add explained inputs and fold their maps (N, H, W) into the means, a group at a time."""
@@ -125,7 +108,7 @@ class BatchAccumulator:
         predicted = np.array([record.predicted_class_index for record in records])
         for index in np.unique(predicted).tolist():
             if index not in self.by_predicted:
-                self.by_predicted[index] = _MeanMap(self.image_shape)
+                self.by_predicted[index] = MeanMap(self.image_shape)
             rows = predicted == index
             self.by_predicted[index].add(images[rows], heatmaps[rows])
         pairs: dict[tuple[str, str], list[int]] = {}
@@ -134,7 +117,7 @@ class BatchAccumulator:
                 pairs.setdefault((record.true_class, record.predicted_class), []).append(row)
         for pair, rows_of_pair in pairs.items():
             if pair not in self.by_pair:
-                self.by_pair[pair] = _MeanMap(self.image_shape)
+                self.by_pair[pair] = MeanMap(self.image_shape)
             self.by_pair[pair].add(images[rows_of_pair], heatmaps[rows_of_pair])
 
     def output_failed(self, source: str, reason: str) -> None:
@@ -186,69 +169,3 @@ class BatchAccumulator:
             write_bytes_atomic(output_dir / file, mean.overlay_png(alpha, colormap))
             per_pair[(true_class, predicted_class)] = file
         return {"per_class": per_class, "per_pair": per_pair}
-
-
-def build_summary(
-    accumulator: BatchAccumulator, mean_maps: dict[str, Any], header: dict[str, Any]
-) -> dict[str, Any]:
-    """Everything batch_summary.json holds, in one JSON-ready dict."""
-    metrics = accumulator.class_metrics()
-    if metrics is not None:
-        for pair in metrics["most_confused"]:
-            pair["mean_map"] = mean_maps["per_pair"].get((pair["true"], pair["predicted"]))
-    records = accumulator.records
-    return {
-        **header,
-        "total": len(records) + len(accumulator.failures),
-        "succeeded": len(records),
-        "failed": len(accumulator.failures),
-        "not_sure": sum(not record.recognised for record in records),
-        "accuracy": metrics["accuracy"] if metrics else None,
-        "class_metrics": metrics,
-        "mean_maps": mean_maps["per_class"],
-        "images": [record.to_dict() for record in records],
-        "failures": [asdict(failure) for failure in accumulator.failures],
-    }
-
-
-def write_summary_files(summary: dict[str, Any], output_dir: Path) -> None:
-    """batch_summary.json and batch_summary.csv (one row per input, failures included)."""
-    write_json_atomic(output_dir / "batch_summary.json", summary)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for image in summary["images"]:
-        row = {column: image.get(column) for column in CSV_COLUMNS}
-        numbers = {
-            column: f"{image[column]:.6f}"
-            for column in ("confidence", "second_confidence", "margin", "open_set_score")
-            if image.get(column) is not None
-        }
-        writer.writerow({**row, **numbers, "status": "ok"})
-    for failure in summary["failures"]:
-        writer.writerow(
-            {"source": failure["source"], "status": "failed", "reason": failure["reason"]}
-        )
-    write_text_atomic(output_dir / "batch_summary.csv", buffer.getvalue())
-
-
-class OverlayNamer:
-    """Unique, safe overlay file names inside one folder ("cats/a b.png" -> "cats__a_b.png")."""
-
-    def __init__(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        self.directory = directory.resolve()
-        self.used: set[str] = set()
-
-    def path_for(self, source: str) -> Path:
-        """A new file name for ``source``; a clash (after making names safe) gets a counter."""
-        stem = source.rsplit(".", 1)[0] if "#" not in source else source
-        base = safe_filename(stem.replace("/", "__"))
-        name, counter = f"{base}.png", 1
-        while name.lower() in self.used:
-            counter += 1
-            name = f"{base}_{counter}.png"
-        self.used.add(name.lower())
-        # safe_filename leaves no "/" and no leading "." in the name, so directory / name stays
-        # inside; path_inside's resolve() per file would cost as much as a PNG encode.
-        return self.directory / name

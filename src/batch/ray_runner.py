@@ -1,16 +1,17 @@
-"""``batch --ray [ADDRESS]``: the batch explained by a pool of Ray actors, resumable.
+"""The Ray runner (``batch --ray [ADDRESS]``): the batch explained by a pool of Ray actors,
+resumable.
 
 The driver lists the inputs (``discover_sources``, as a local run), names their overlays as a
 local run would, and hands Ray Data one small row per input (source, label, kind, path, and a
 drawing's strokes or a bitmap's pixels). ``map_batches`` runs the rows through a pool of
 ``ExplainActor`` replicas, each holding the model once; Ray replaces an actor that dies and
 retries its batch (Ray Data's actor defaults: ``max_restarts=-1``, ``max_task_retries=-1``).
-Actors write overlays and per-batch part files themselves (``src.cli.ray_worker``); the driver
+Actors write overlays and per-batch part files themselves (``src.batch.ray_worker``); the driver
 streams back one status row per input and never holds a map or an image.
 
-At the end the driver reads the part files one at a time into the local batch's
-``BatchAccumulator`` (records and mean-map sums) and writes the same batch_summary.json/.csv,
-mean maps and report.html as a local run. A rerun on the same output folder skips every input
+At the end the driver reads the part files one at a time into the local runner's
+``BatchAccumulator`` (records and mean-map sums) and hands it to the same
+``write_batch_outputs``, so batch_summary.json/.csv, mean maps and report.html are a local run's. A rerun on the same output folder skips every input
 whose (source, content SHA-256) is already in a part. A part holding an input that changed or
 left the folder since is deleted and its still-current inputs explained again, so the report
 counts each current input once.
@@ -28,20 +29,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from src.cli.batch_inputs import Discovery, Failure
-from src.cli.batch_report import BatchAccumulator, OverlayNamer
-from src.cli.ray_worker import (
+from src.batch.inputs import Discovery, Failure
+from src.batch.options import BatchOptions
+from src.batch.outputs import write_batch_outputs
+from src.batch.overlays import OVERLAYS_DIR, OverlayNamer
+from src.batch.ray_worker import (
     RESULTS_DIR,
     SUMS_DIR,
     ExplainActor,
     add_sums,
     record_from_row,
 )
+from src.batch.records import BatchAccumulator
 from src.config import PROJECT_ROOT
 from src.errors import SketchError
 
 if TYPE_CHECKING:
-    from src.cli.commands.batch import BatchOptions
     from src.service.explainer import Explainer
 
 logger = logging.getLogger(__name__)
@@ -86,8 +89,6 @@ def run_ray_batch(
         The summary written to batch_summary.json, with a "ray" entry: address, actors,
         explained_now (inputs explained in this run) and resumed (found done).
     """
-    from src.cli.commands.batch import write_batch_outputs
-
     ray = import_ray()
     started, clock = datetime.now(UTC), time.monotonic()
     started_here = _connect(ray, ray_options)
@@ -153,7 +154,7 @@ def _dataset_rows(discovery: Discovery, output_dir: Path) -> tuple[Any, dict[str
     input's overlay name (a local run's names)."""
     import pyarrow as pa
 
-    namer = OverlayNamer(output_dir / "overlays")
+    namer = OverlayNamer(output_dir / OVERLAYS_DIR)
     columns: dict[str, list[Any]] = {
         name: [] for name in ("source", "true_class", "kind", "path", "payload")
     }

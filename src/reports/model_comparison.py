@@ -10,14 +10,19 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from src.reports.page import render_page
+
+COMPARISON_TITLE = "Model comparison"
+
+# This page's own CSS, after the skeleton's (src.reports.page.BASE_STYLE).
 _STYLE = """
-body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1400px}
+body{color:#222;max-width:1400px}
 .grid{display:flex;flex-wrap:wrap;gap:16px}
 .case{border:1px solid #ddd;padding:6px;font-size:12px}
 .case figure{display:inline-block;margin:0 4px;width:136px;text-align:center}
 .case img{width:128px;height:128px;image-rendering:pixelated;border:1px solid #ccc}
 .flag{color:#b00;font-weight:bold}.wrong{color:#b00}
-table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccc;padding:4px 8px}
+table{margin:0.5em 0}
 td{text-align:right}img.figure{max-width:100%}
 """
 
@@ -183,11 +188,7 @@ def render_comparison(
         overlays: input index -> model name -> image URI, for every gallery input.
         figure_name: the mean-map figure's file name beside the page, or None.
     """
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>Model comparison</title>",
-        f"<style>{_STYLE}</style></head><body><h1>Model comparison</h1>",
-        _models(summary),
-    ]
+    parts = [_models(summary)]
     for pair in summary["pairs"]:
         parts += [
             f"<h2>{escape(pair['name'])}</h2>",
@@ -201,5 +202,4 @@ def render_comparison(
             f"<h2>Mean maps per class</h2><img class='figure' alt='mean maps' "
             f"src='{escape(figure_name)}'>"
         )
-    parts.append("</body></html>\n")
-    return "\n".join(parts)
+    return render_page(COMPARISON_TITLE, "\n".join(parts), _STYLE)
