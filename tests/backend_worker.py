@@ -21,8 +21,8 @@ FIXED_CLASS = 1
 
 def explain_everything(models_dir: Path, images: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """``{model}/{method}/{target}`` -> heatmaps, plus ``{model}/probabilities``."""
+    from src.service.explainer import Explainer
     from src.visualization.cam_methods import METHODS
-    from src.visualization.explainer import Explainer
     from src.visualization.gradcam import load_model_for_gradcam
     from tests.backend_zoo import FILES, SHIPPED_MODEL
 

@@ -39,7 +39,7 @@ def test_local_batch_decodes_at_the_explainers_input_size(small_model: Any, tmp_
     from src.batch.local_runner import run_batch
     from src.batch.options import BatchOptions
     from src.data.labels import LabelMap
-    from src.visualization.explainer import Explainer
+    from src.service.explainer import Explainer
 
     images = tmp_path / "images"
     (images / "circle").mkdir(parents=True)

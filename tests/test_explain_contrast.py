@@ -51,9 +51,22 @@ def test_contrast_errors(tiny_model, tiny_images, class_a, class_b, method, erro
         ContrastiveCAM(GradCAM(tiny_model, method=method)).explain(tiny_images, class_a, class_b)
 
 
-def test_top_two_and_confused_pairs() -> None:
-    from src.explain.contrast import most_confused_pairs, top_two_classes
+@pytest.mark.parametrize(
+    ("first", "second", "expected"),
+    [
+        (None, None, (1, 2)),  # the two most likely
+        (0, None, (0, 1)),  # B: the most likely other than A
+        (None, 1, (2, 1)),  # A: the most likely other than B
+        (0, 3, (0, 3)),  # both given
+    ],
+)
+def test_pick_pair(first: int | None, second: int | None, expected: tuple[int, int]) -> None:
+    from src.explain.contrast import pick_pair
 
-    assert top_two_classes(np.array([0.1, 0.6, 0.3])) == (1, 2)
-    pairs = most_confused_pairs([0, 0, 0, 1, 2], [1, 1, 0, 2, 2])
-    assert pairs == [(0, 1, 2), (1, 2, 1)]
+    assert pick_pair(np.array([0.1, 0.6, 0.3, 0.0]), first, second) == expected
+
+
+def test_pick_pair_breaks_ties_by_index() -> None:
+    from src.explain.contrast import pick_pair
+
+    assert pick_pair(np.array([0.25, 0.25, 0.25, 0.25])) == (0, 1)

@@ -29,7 +29,7 @@ def test_summarise_map_of_a_known_map() -> None:
 def test_spec_calls_log_an_analysis(tmp_path: Path) -> None:
     from src.data.preprocess import strokes_to_model_input
     from src.monitoring import generate_gradcam_analysis, log_attention_pattern
-    from src.visualization.explainer import Explainer
+    from src.service.explainer import Explainer
     from tests.test_explain_strokes import BOTTOM_STROKE, TOP_STROKE, build_top_half_model
 
     model = build_top_half_model()

@@ -149,7 +149,7 @@ def _logits_by_hand(model, images: np.ndarray) -> np.ndarray:  # type: ignore[no
 
 @pytest.mark.parametrize("head", ["named", "fused"])
 def test_explainer_scores_the_logits(head: str, tmp_path: Path, tiny_images: np.ndarray) -> None:
-    from src.visualization.explainer import Explainer
+    from src.service.explainer import Explainer
 
     (tmp_path / "model_card.json").write_text(
         json.dumps({"open_set": {"score": "max_logit", "temperature": 0.5, "threshold": 0.0}})
@@ -161,7 +161,7 @@ def test_explainer_scores_the_logits(head: str, tmp_path: Path, tiny_images: np.
 
 
 def test_model_without_logits_uses_its_probabilities(tiny_images: np.ndarray) -> None:
-    from src.visualization.explainer import Explainer
+    from src.service.explainer import Explainer
 
     model = _model("lambda")
     explainer = Explainer(model)
@@ -170,3 +170,18 @@ def test_model_without_logits_uses_its_probabilities(tiny_images: np.ndarray) ->
     np.testing.assert_allclose([v.score for v in verdicts], expected, rtol=1e-5)
     result = explainer.explain(tiny_images)
     np.testing.assert_allclose([v.score for v in explainer.open_set(result)], expected, rtol=1e-5)
+
+
+def test_logits_of_matches_the_logits_layer_in_chunks(tiny_model, tiny_images) -> None:  # type: ignore[no-untyped-def]
+    """``logits_of`` finds the logits as the CAM engine does; the reference is the public
+    Keras sub-model ending at the layer named "logits", run in one go."""
+    import keras
+
+    from src.evaluation.open_set import logits_of
+
+    head = keras.Model(tiny_model.inputs, tiny_model.get_layer("logits").output)
+    expected = np.asarray(head(tiny_images, training=False), np.float64)
+    # A batch size that splits the images unevenly: the chunks must join in order.
+    got = logits_of(tiny_model, tiny_images, batch_size=max(1, len(tiny_images) - 1))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert logits_of(tiny_model, tiny_images[:0]).shape == (0, 3)

@@ -20,6 +20,7 @@ from PIL import Image
 from src.cli.exit_status import ExitStatus
 from src.cli.gradcam_analysis import main
 from src.config import PROJECT_ROOT
+from src.data.preprocess import INK_THRESHOLD
 from tests.conftest import STROKES_BY_CLASS
 
 ray = pytest.importorskip("ray")
@@ -152,7 +153,7 @@ def test_results_parquet_has_one_row_per_input_and_the_maps_summaries(
         strokes_to_model_input,
         to_model_input,
     )
-    from src.visualization.explainer import Explainer
+    from src.service.explainer import Explainer
 
     rows = {row["path"]: row for row in parquet_rows(ray_output)}
     assert len(rows) == 11 and len(parquet_rows(ray_output)) == 11
@@ -176,7 +177,7 @@ def test_results_parquet_has_one_row_per_input_and_the_maps_summaries(
         row = rows[source]
         assert row["predicted_class_index"] == int(np.argmax(result.probabilities[0]))
         assert row["map_mean"] == pytest.approx(heatmap.mean(), abs=1e-5)
-        ink = image[..., 0] >= 0.5
+        ink = image[..., 0] > INK_THRESHOLD
         assert row["ink_share"] == pytest.approx(heatmap[ink].sum() / heatmap.sum(), abs=1e-5)
         peak = heatmap[row["peak_row"], row["peak_col"]]
         assert peak == pytest.approx(heatmap.max(), abs=1e-5)
@@ -221,7 +222,7 @@ def test_an_actor_killed_mid_run_is_replaced_and_every_input_is_explained_once(
     from src.batch.options import BatchOptions
     from src.batch.ray_runner import RayOptions, run_ray_batch
     from src.cli.common import prepare_output_dir
-    from src.visualization.explainer import Explainer
+    from src.service.explainer import Explainer
     from tests.ray_crash_actor import CrashOnceActor
 
     explainer = Explainer.from_files(

@@ -272,7 +272,7 @@ def test_stroke_importance_points_are_bounded(client: TestClient) -> None:
     [
         ("/explain_strokes", "attribute_strokes"),
         ("/timeline", "build_timeline"),
-        ("/compare", "top_two_classes"),
+        ("/compare", "pick_pair"),
     ],
 )
 def test_explanation_past_the_deadline_is_503_and_the_server_keeps_answering(

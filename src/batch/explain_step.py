@@ -14,7 +14,7 @@ from src.batch.overlays import OVERLAYS_DIR
 from src.batch.records import BatchAccumulator, ImageRecord
 
 if TYPE_CHECKING:
-    from src.visualization.explainer import Explainer
+    from src.service.explainer import Explainer
 
 
 class OverlayPaths(Protocol):

@@ -20,7 +20,7 @@ from src.batch.records import BatchAccumulator
 from src.errors import SketchError
 
 if TYPE_CHECKING:
-    from src.visualization.explainer import Explainer
+    from src.service.explainer import Explainer
 
 
 def run_batch(

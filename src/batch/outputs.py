@@ -19,7 +19,7 @@ from src.batch.records import BatchAccumulator
 from src.utils.atomic_write import write_json_atomic, write_text_atomic
 
 if TYPE_CHECKING:
-    from src.visualization.explainer import Explainer
+    from src.service.explainer import Explainer
 
 CONFUSION_FIGURE = "confusion_matrix.png"
 REPORT_NAME = "report.html"

@@ -45,7 +45,7 @@ from src.config import PROJECT_ROOT
 from src.errors import SketchError
 
 if TYPE_CHECKING:
-    from src.visualization.explainer import Explainer
+    from src.service.explainer import Explainer
 
 logger = logging.getLogger(__name__)
 

@@ -32,14 +32,13 @@ from src.batch.overlays import OVERLAYS_DIR, write_overlays
 from src.batch.records import BatchAccumulator, ImageRecord, MeanMap
 from src.data.labels import LabelMap
 from src.errors import SketchError
+from src.explain.map_agreement import ink_share
 from src.utils.atomic_write import write_bytes_atomic
 
 logger = logging.getLogger(__name__)
 
 RESULTS_DIR = "results.parquet"
 SUMS_DIR = "mean_map_sums"
-# Pixels of the model input at or above this count as ink for a map's ink share.
-INK_LEVEL = 0.5
 STATUS_COLUMNS = ("source", "sha256", "status", "reason")
 RESULT_COLUMNS = (
     "path",
@@ -125,13 +124,12 @@ def map_summary(image: np.ndarray, heatmap: np.ndarray) -> dict[str, Any]:
     """Peak location, mean, and the share of the map's mass on the sketch's ink (None for an
     all-zero map)."""
     peak_row, peak_col = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
-    total = float(heatmap.sum(dtype=np.float64))
-    ink = image.reshape(heatmap.shape) >= INK_LEVEL
+    share = ink_share(heatmap, image)
     return {
         "peak_row": int(peak_row),
         "peak_col": int(peak_col),
         "map_mean": float(heatmap.mean(dtype=np.float64)),
-        "ink_share": float(heatmap[ink].sum(dtype=np.float64)) / total if total > 0 else None,
+        "ink_share": None if np.isnan(share) else share,
     }
 
 
@@ -268,7 +266,7 @@ class ExplainActor:
         import ray
 
         limit_tensorflow_threads(cpus)
-        from src.visualization.explainer import Explainer
+        from src.service.explainer import Explainer
 
         self.explainer = Explainer.from_files(
             model_path, LabelMap(tuple(class_names)), method, layer

@@ -16,12 +16,12 @@ from src.config import DEFAULT_LABELS_PATH, DEFAULT_MODEL_PATH, PROJECT_ROOT
 from src.data.labels import LabelMap
 from src.errors import SketchError
 from src.utils.arguments import positive_int, unit_float
+from src.visualization.cam_methods import DEFAULT_METHOD, methods_help
 
 DEFAULT_OUTPUT_DIR = PROJECT_ROOT / "gradcam_results"
 DEFAULT_TOP_K = 3
 DEFAULT_ALPHA = 0.4
 DEFAULT_COLORMAP = "jet"
-DEFAULT_METHOD = "gradcam"
 
 
 def emit(line: str = "") -> None:
@@ -81,7 +81,7 @@ def add_engine_options(parser: argparse.ArgumentParser, legacy: bool = False) ->
         type=cam_method,
         # None, not the name: argparse would run cam_method (importing TensorFlow) on a default.
         default=None,
-        help="gradcam (default), gradcam++, hirescam, layercam, xgradcam, scorecam or eigencam",
+        help=methods_help(),
     )
     parser.add_argument(
         "--top_k",
@@ -132,13 +132,13 @@ def load_engine(args: argparse.Namespace, labels: LabelMap | None = None) -> Any
     """Load the model once into an ``Explainer`` with the global options' method and layer.
 
     Returns:
-        src.visualization.explainer.Explainer (its default GradCAM already built, so a bad
+        src.service.explainer.Explainer (its default GradCAM already built, so a bad
         --layer is reported before any image is read).
 
     Raises:
         LabelMappingError, ModelLoadError, LayerNotFoundError: with the fix in the message.
     """
-    from src.visualization.explainer import Explainer
+    from src.service.explainer import Explainer
 
     # Labels first: a bad mapping is reported before the slow model load.
     labels = labels if labels is not None else load_labels(args)

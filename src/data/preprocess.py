@@ -20,6 +20,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from src.config import IMAGE_SIZE
 from src.data.input_spec import InputSpec
+from src.data.polarity import LIGHT_PAPER, paper_levels
 from src.data.raster import DEFAULT_LINE_WIDTH, DEFAULT_MARGIN, render_strokes
 from src.errors import InvalidImageError
 
@@ -158,10 +159,9 @@ def _ink(gray: np.ndarray) -> np.ndarray:
 
     Works in place on ``gray`` (``_grayscale`` always returns a fresh array).
     """
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    background = float(np.median(border))
+    background = float(paper_levels(gray))
     # Dark ink on light paper (a PNG sketch) or light ink on dark (Quick, Draw! bitmaps).
-    ink = gray if background < 0.5 else np.subtract(1.0, gray, out=gray)
+    ink = gray if background < LIGHT_PAPER else np.subtract(1.0, gray, out=gray)
     level = min(background, 1.0 - background)
     # On pure white (or black) paper, the usual case, the stretch is the identity: skipping it
     # saves two passes over the image.

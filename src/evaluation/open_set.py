@@ -126,11 +126,19 @@ def choose_rule(
 
 
 def logits_of(model: Any, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """The model's ``logits`` layer output for float32 (N, H, W, 1) images (public Keras API)."""
-    import keras
+    """The model's logits (N, C) float64 for float32 (N, H, W, 1) images, found and computed
+    as the CAM engine finds them (``target_layers.resolve_score_source``)."""
+    from src.visualization.cam_engine import CamEngine
 
-    head = keras.Model(model.inputs, model.get_layer("logits").output)
-    return np.asarray(head.predict(images, batch_size=batch_size, verbose=0), np.float64)
+    engine = CamEngine(model)
+    batch = np.asarray(images, np.float32)
+    chunks = [
+        engine.class_scores(batch[start : start + batch_size])
+        for start in range(0, len(batch), batch_size)
+    ]
+    if not chunks:
+        return np.zeros((0, engine.classes), np.float64)
+    return np.concatenate(chunks).astype(np.float64)
 
 
 def _as_float(images: np.ndarray) -> np.ndarray:

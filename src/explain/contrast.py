@@ -101,21 +101,22 @@ def _per_image(classes: Any, count: int) -> np.ndarray:
     return array
 
 
-def top_two_classes(probabilities: np.ndarray) -> tuple[int, int]:
-    """The two most likely classes of one probability vector (ties by index)."""
+def pick_pair(
+    probabilities: np.ndarray, first: int | None = None, second: int | None = None
+) -> tuple[int, int]:
+    """Classes A and B to contrast: the given ones; for a missing one, the most likely class
+    other than the given one; with neither, the two most likely (ties by index).
+
+    Raises:
+        UnknownClassError: fewer than two classes.
+    """
     from src.inference.ranking import top_classes
 
-    first, second = top_classes(probabilities, 2)
+    if len(probabilities) < 2:
+        raise UnknownClassError("contrast needs a model with at least two classes")
+    order = [int(index) for index in top_classes(probabilities, len(probabilities))]
+    if first is None:
+        first = next(index for index in order if index != second)
+    if second is None:
+        second = next(index for index in order if index != first)
     return int(first), int(second)
-
-
-def most_confused_pairs(
-    true_indices: Any, predicted_indices: Any, top: int = 5
-) -> list[tuple[int, int, int]]:
-    """The most frequent (true, predicted, count) mistakes of a batch, most frequent first."""
-    counts: dict[tuple[int, int], int] = {}
-    for truth, guess in zip(np.asarray(true_indices), np.asarray(predicted_indices)):
-        if int(truth) != int(guess):
-            counts[(int(truth), int(guess))] = counts.get((int(truth), int(guess)), 0) + 1
-    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    return [(truth, guess, count) for (truth, guess), count in ranked[:top]]

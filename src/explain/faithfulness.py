@@ -234,26 +234,32 @@ def randomisation_checks(
 ) -> list[RandomisationCheck]:
     """``randomisation_check`` for several methods of one model and layer, on one copy.
 
-    All methods read the same randomised copy through one explainer, so the copy's engine is
-    compiled once for every method and depth rather than once per method.
+    All methods read the same randomised copy through one engine, so the copy is sliced and
+    compiled once for every method and depth rather than once per method (the cascade resets
+    the copy's weights in place, and the compiled call reads them at each run).
     """
-    from src.visualization.explainer import Explainer
+    from src.visualization.cam_engine import CamEngine
+    from src.visualization.gradcam import GradCAM
 
     batch = to_batch(images)
     trained = [gradcam.explain(batch) for gradcam in gradcams]
     checks = [RandomisationCheck(gradcam.method) for gradcam in gradcams]
-    copy_explainer = None
+    copy_cams: list[Any] = []
     for copy, names in cascade_randomised(gradcams[0].model, depth, seed):
-        copy_explainer = copy_explainer or Explainer.for_model(copy)
-        for gradcam, reference, check in zip(gradcams, trained, checks):
-            copy_cam = copy_explainer.cam(gradcam.method, gradcam.layer_name)
+        if not copy_cams:
+            engines = {each.layer_name: CamEngine(copy, each.layer_name) for each in gradcams}
+            copy_cams = [
+                GradCAM(copy, method=each.method, engine=engines[each.layer_name])
+                for each in gradcams
+            ]
+        for copy_cam, reference, check in zip(copy_cams, trained, checks):
             maps = copy_cam.explain(batch, reference.class_indices).heatmaps
             correlations = [spearman(a, b) for a, b in zip(reference.heatmaps, maps)]
             check.randomised_layers.append(names)
             check.rank_correlations.append(float(np.mean(correlations)))
             logger.info(
                 "%s, randomised %s: mean rank correlation %.3f",
-                gradcam.method,
+                check.method,
                 names,
                 check.rank_correlations[-1],
             )

@@ -82,6 +82,14 @@ def ink_shares(heatmaps: np.ndarray, masks: np.ndarray) -> np.ndarray:
         return np.where(total > 0, inside / np.where(total > 0, total, 1.0), np.nan)
 
 
+def ink_share(heatmap: np.ndarray, image: np.ndarray) -> float:
+    """Share of one map's heat (H, W) on its sketch's ink (model-input pixels above
+    ``INK_THRESHOLD``); NaN for a blank map."""
+    heat = np.asarray(heatmap)
+    masks = near_ink_masks(np.reshape(image, (1, *heat.shape)), radius=0)
+    return float(ink_shares(heat[np.newaxis], masks)[0])
+
+
 def resize_maps(heatmaps: np.ndarray, size: int) -> np.ndarray:
     """Maps (N, H, W) brought to (N, size, size) with bilinear resampling (a no-op at the size).
 

@@ -3,6 +3,7 @@ ranked predictions out."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,24 +47,61 @@ def rank_classes(
     )
 
 
+def load_model_and_labels(
+    model_path: str | Path,
+    labels: LabelMap | str | Path,
+    declared_output: str | None = None,
+) -> tuple[Any, LabelMap]:
+    """A sketch model (``src.models.io.load_model``, input shape checked) and its label map.
+
+    A model ending in raw scores gets a softmax on top, so confidences are probabilities.
+
+    Args:
+        model_path: ``.h5`` or ``.keras`` file taking (64, 64, 1) sketches.
+        labels: a loaded LabelMap, or the path of its JSON file.
+        declared_output: "probabilities" or "logits" when the model cannot tell; default the
+            ``"output"`` field of the model card beside the model.
+
+    Raises:
+        ModelLoadError, LabelMappingError: with the fix in the message.
+    """
+    from src.models.io import check_sketch_input, declared_output_kind, load_model
+    from src.models.sketch_model import output_kind, with_probabilities
+
+    model = load_model(model_path)
+    # The sketches reach this path as 64x64 grey images.
+    check_sketch_input(model, image_size=64, source=model_path)
+    declared = declared_output or declared_output_kind(model_path)
+    model = with_probabilities(model, output_kind(model, declared, source=model_path))
+    return model, labels if isinstance(labels, LabelMap) else LabelMap.load(labels)
+
+
 class Predictor:
     """Classify batches of preprocessed sketches with a compiled forward pass.
 
     Args:
         model: a Keras model whose outputs match ``labels``.
         labels: the label map.
+        forward: the model's output (N, C) for a checked batch, already compiled (an explainer
+            service passes its CAM engine's, so the model is compiled once); default: compile
+            the model's own forward pass.
 
     Raises:
         LabelMappingError: if the model's number of outputs differs from the label count.
     """
 
-    def __init__(self, model: Any, labels: LabelMap) -> None:
-        from src.visualization.autodiff import compile_forward
+    def __init__(
+        self,
+        model: Any,
+        labels: LabelMap,
+        forward: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> None:
+        from src.models.forward import compile_forward
 
         labels.check_outputs(int(model.output_shape[-1]))
         self.model = model
         self.labels = labels
-        self._forward = compile_forward(model)
+        self._forward = forward if forward is not None else compile_forward(model)
 
     @classmethod
     def from_files(
@@ -82,15 +120,7 @@ class Predictor:
             declared_output: "probabilities" or "logits" when the model cannot tell; default
                 the ``"output"`` field of the model card beside the model.
         """
-        from src.models.io import check_sketch_input, declared_output_kind, load_model
-        from src.models.sketch_model import output_kind, with_probabilities
-
-        model = load_model(model_path)
-        # The sketches reach this path as 64x64 grey images.
-        check_sketch_input(model, image_size=64, source=model_path)
-        declared = declared_output or declared_output_kind(model_path)
-        model = with_probabilities(model, output_kind(model, declared, source=model_path))
-        return cls(model, labels if isinstance(labels, LabelMap) else LabelMap.load(labels))
+        return cls(*load_model_and_labels(model_path, labels, declared_output))
 
     def probabilities(self, images: Any) -> np.ndarray:
         """Output probabilities (N, C) for (N, H, W, 1) inputs (single images accepted)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from src.config import ModelConfig
+from src.data.polarity import LIGHT_PAPER
 
 INPUT = "sketch"
 # The last convolutional block's activation: the default Grad-CAM target layer.
@@ -14,15 +15,17 @@ PREDICTIONS = "predictions"
 def _polarity_block(image):  # type: ignore[no-untyped-def]
     """Flip black-on-white input to white-on-black, with built-in layers only (safe to load).
 
-    A sketch is mostly background, so a mean brightness above one half means dark ink on light
-    paper. ``s = sigmoid(40 (mean - 0.5))`` is ~1 then and ~0 otherwise, and
+    The project's polarity rule (``src.data.polarity``) with the mean brightness standing in for
+    the border median, which built-in layers cannot compute: a sketch is mostly paper, so a mean
+    above ``LIGHT_PAPER`` (one half) means dark ink on light paper.
+    ``s = sigmoid(40 (mean - 0.5))`` is ~1 then and ~0 otherwise, and
     ``x * (1 - 2 s) + s`` equals ``1 - x`` when s = 1 and ``x`` when s = 0. This keeps the plain
     ``convert('L') / 255`` snippet of docs/usage_guide.md working on PNG sketches.
     """
     from keras import layers
 
     mean = layers.GlobalAveragePooling2D(keepdims=True, name="polarity_mean")(image)
-    flip = layers.Rescaling(40.0, offset=-20.0, name="polarity_logit")(mean)
+    flip = layers.Rescaling(40.0, offset=-40.0 * LIGHT_PAPER, name="polarity_logit")(mean)
     flip = layers.Activation("sigmoid", name="polarity_flip")(flip)
     scale = layers.Rescaling(-2.0, offset=1.0, name="polarity_scale")(flip)
     scaled = layers.Multiply(name="polarity_multiply")([image, scale])

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from src.data.preprocess import to_model_input
+from src.explain.map_agreement import ink_share
 
 # The folder of the attention log, when set; otherwise ``logs/`` under the working directory.
 LOG_DIR_VARIABLE = "SKETCHCAM_LOG_DIR"
@@ -33,8 +34,6 @@ LOG_FILENAME = "attention.jsonl"
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_BACKUPS = 5
 GRID_SIZE = 8
-# Model-input pixels above this are ink when measuring the share of heat on ink.
-INK_LEVEL = 0.1
 
 
 def summarise_map(heatmap: np.ndarray, image: np.ndarray) -> dict[str, Any]:
@@ -55,14 +54,14 @@ def summarise_map(heatmap: np.ndarray, image: np.ndarray) -> dict[str, Any]:
     else:
         centre_y = centre_x = 0.5
         spread = 0.0
-    ink = np.asarray(image, dtype=np.float64).reshape(height, width) > INK_LEVEL
+    share = ink_share(heat, image)
     grid = heat.reshape(GRID_SIZE, height // GRID_SIZE, GRID_SIZE, width // GRID_SIZE).mean(
         axis=(1, 3)
     )
     return {
         "centroid": [round(centre_x, 4), round(centre_y, 4)],
         "spread": round(spread, 4),
-        "ink_share": round(float(heat[ink].sum() / total) if total > 0 else 0.0, 4),
+        "ink_share": round(share, 4) if total > 0 else 0.0,
         "grid": np.round(grid, 3).tolist(),
     }
 
@@ -70,7 +69,7 @@ def summarise_map(heatmap: np.ndarray, image: np.ndarray) -> dict[str, Any]:
 def _gradcam_for(model: Any, layer_name: str | None, method: str) -> Any:
     """The GradCAM to use: ``model`` itself when it is one, else its Explainer's (so a bare
     Keras model is sliced and compiled once, however often docs/usage_guide.md's snippet calls this)."""
-    from src.visualization.explainer import Explainer
+    from src.service.explainer import Explainer
 
     if hasattr(model, "explain") and hasattr(model, "layer_name"):
         return model

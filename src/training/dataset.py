@@ -20,7 +20,6 @@ import hashlib
 import json
 import logging
 import math
-from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -429,11 +428,6 @@ def _render_plain(drawings: list) -> np.ndarray | None:
     if not drawings:
         return None
     return np.stack([_to_uint8(strokes_to_model_input(strokes)) for strokes in drawings])
-
-
-def source_counts(split: Split) -> dict[str, int]:
-    """How many items of each source a split holds."""
-    return dict(Counter(split.sources.tolist()))
 
 
 def soft_targets(labels: np.ndarray, num_classes: int) -> np.ndarray:

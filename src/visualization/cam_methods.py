@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
 
 import numpy as np
 
@@ -47,25 +47,69 @@ def _weighted_sum(activations: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return (activations * weights).sum(axis=-1)
 
 
-class GradCam:
+class CamMethod:
+    """A CAM method: per-channel (N, K) or per-position (N, h, w, K) weights for a layer's
+    activations; the raw map is their weighted sum over channels.
+
+    A new method is one subclass with a ``name``, a one-line ``summary`` and ``weights``,
+    decorated with ``@register``: ``METHODS``, the CLI's ``--method`` help, the web schema and
+    the README's list all come from the registry.
+    """
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    needs_gradients: ClassVar[bool] = True
+
+    @classmethod
+    def create(cls, score_cam_batch_size: int = 64) -> CamMethod:
+        """The method with the options it uses (most use none)."""
+        return cls()
+
+    def weights(self, inputs: CamInputs) -> np.ndarray:
+        """Weights of the activations' channels, (N, K) or (N, h, w, K)."""
+        raise NotImplementedError
+
+    def raw_maps(self, inputs: CamInputs) -> np.ndarray:
+        """Raw (N, h, w) maps before ReLU and scaling."""
+        return _weighted_sum(inputs.activations, self.weights(inputs))
+
+
+REGISTRY: dict[str, type[CamMethod]] = {}
+
+
+def register(method: type[CamMethod]) -> type[CamMethod]:
+    """Class decorator: make ``method`` available under its ``name`` (once).
+
+    Raises:
+        ValueError: the name is already taken.
+    """
+    if method.name in REGISTRY:
+        raise ValueError(f"CAM method {method.name!r} is registered twice")
+    REGISTRY[method.name] = method
+    return method
+
+
+@register
+class GradCam(CamMethod):
     """Grad-CAM: channel weights are the spatially averaged gradients."""
 
     name = "gradcam"
-    needs_gradients = True
+    summary = "spatially averaged gradients weight each channel"
 
-    def raw_maps(self, inputs: CamInputs) -> np.ndarray:
-        """Raw (N, h, w) maps."""
-        return _weighted_sum(inputs.activations, inputs.gradients.mean(axis=(1, 2)))
+    def weights(self, inputs: CamInputs) -> np.ndarray:
+        """(N, K) mean gradient of each channel."""
+        return inputs.gradients.mean(axis=(1, 2))
 
 
-class GradCamPlusPlus:
+@register
+class GradCamPlusPlus(CamMethod):
     """Grad-CAM++: per-position weights alpha, so several instances of a part all count."""
 
     name = "gradcam++"
-    needs_gradients = True
+    summary = "positive gradients weighted by the closed-form alpha"
 
-    def raw_maps(self, inputs: CamInputs) -> np.ndarray:
-        """Raw (N, h, w) maps from the paper's closed-form alpha."""
+    def weights(self, inputs: CamInputs) -> np.ndarray:
+        """(N, K) weights from the paper's closed-form alpha."""
         gradients = inputs.gradients
         squared = gradients * gradients
         total = inputs.activations.sum(axis=(1, 2), keepdims=True)
@@ -73,70 +117,50 @@ class GradCamPlusPlus:
         # an epsilon, which would bias every weight whose gradients are small.
         alpha = _safe_divide(squared, 2.0 * squared + total * squared * gradients)
         # Only positive gradients count as evidence for the class.
-        weights = (alpha * np.maximum(gradients, 0.0)).sum(axis=(1, 2))
-        return _weighted_sum(inputs.activations, weights)
+        return (alpha * np.maximum(gradients, 0.0)).sum(axis=(1, 2))
 
 
-class HiResCam:
+@register
+class HiResCam(CamMethod):
     """HiResCAM: element-wise gradient times activation, so the map is faithful to the score."""
 
     name = "hirescam"
-    needs_gradients = True
+    summary = "element-wise gradient times activation"
 
-    def raw_maps(self, inputs: CamInputs) -> np.ndarray:
-        """Raw (N, h, w) maps."""
-        return _weighted_sum(inputs.activations, inputs.gradients)
+    def weights(self, inputs: CamInputs) -> np.ndarray:
+        """(N, h, w, K) the gradients themselves."""
+        return inputs.gradients
 
 
-class LayerCam:
+@register
+class LayerCam(CamMethod):
     """Layer-CAM: positive gradients weight each position separately (sharper in early layers)."""
 
     name = "layercam"
-    needs_gradients = True
+    summary = "positive gradients weight each position"
 
-    def raw_maps(self, inputs: CamInputs) -> np.ndarray:
-        """Raw (N, h, w) maps."""
-        return _weighted_sum(inputs.activations, np.maximum(inputs.gradients, 0.0))
+    def weights(self, inputs: CamInputs) -> np.ndarray:
+        """(N, h, w, K) positive gradients."""
+        return np.maximum(inputs.gradients, 0.0)
 
 
-class XGradCam:
+@register
+class XGradCam(CamMethod):
     """XGrad-CAM: gradients weighted by normalised activations (the axiom-derived weights)."""
 
     name = "xgradcam"
-    needs_gradients = True
+    summary = "gradients weighted by normalised activations"
 
-    def raw_maps(self, inputs: CamInputs) -> np.ndarray:
-        """Raw (N, h, w) maps; a dead channel (total activation 0) gets weight 0."""
+    def weights(self, inputs: CamInputs) -> np.ndarray:
+        """(N, K) weights; a dead channel (total activation 0) gets weight 0."""
         totals = inputs.activations.sum(axis=(1, 2))
         weighted = (inputs.gradients * inputs.activations).sum(axis=(1, 2))
-        return _weighted_sum(inputs.activations, _safe_divide(weighted, totals))
+        return _safe_divide(weighted, totals)
 
 
-class EigenCam:
-    """Eigen-CAM: projection of the activations on their first principal component.
-
-    The sign of a singular vector is arbitrary, so it is chosen to agree with the summed
-    activation (positive where the layer fires), which makes maps comparable across images.
-    """
-
-    name = "eigencam"
-    needs_gradients = False
-
-    def raw_maps(self, inputs: CamInputs) -> np.ndarray:
-        """Raw (N, h, w) maps (class-agnostic: the target does not change them)."""
-        activations = inputs.activations.astype(np.float64)
-        count, height, width, channels = activations.shape
-        flat = activations.reshape(count, height * width, channels)
-        centred = flat - flat.mean(axis=1, keepdims=True)
-        _, _, right = np.linalg.svd(centred, full_matrices=False)
-        projection = np.einsum("npk,nk->np", centred, right[:, 0, :])
-        agreement = (projection * flat.sum(axis=-1)).sum(axis=1, keepdims=True)
-        projection = np.where(agreement < 0.0, -projection, projection)
-        return projection.reshape(count, height, width).astype(np.float32)
-
-
+@register
 @dataclass(frozen=True)
-class ScoreCam:
+class ScoreCam(CamMethod):
     """Score-CAM: each channel, scaled to [0, 1], masks the input; the target's score on the
     masked image, softmaxed over the channels, is the channel's weight.
 
@@ -145,10 +169,22 @@ class ScoreCam:
 
     batch_size: int = 64
     name = "scorecam"
+    summary = "scores of the input masked by each channel (slow, no gradients)"
     needs_gradients = False
 
-    def raw_maps(self, inputs: CamInputs) -> np.ndarray:
-        """Raw (N, h, w) maps from K masked forward passes per image."""
+    @classmethod
+    def create(cls, score_cam_batch_size: int = 64) -> CamMethod:
+        """Score-CAM with its batch size.
+
+        Raises:
+            ValueError: a batch size below 1.
+        """
+        if score_cam_batch_size < 1:
+            raise ValueError(f"score_cam_batch_size must be positive, got {score_cam_batch_size}")
+        return cls(score_cam_batch_size)
+
+    def weights(self, inputs: CamInputs) -> np.ndarray:
+        """(N, K) weights from K masked forward passes per image."""
         if self.batch_size < 1:
             raise ValueError(f"score_cam_batch_size must be positive, got {self.batch_size}")
         activations = inputs.activations
@@ -156,7 +192,7 @@ class ScoreCam:
         low = upsampled.min(axis=(2, 3), keepdims=True)
         span = upsampled.max(axis=(2, 3), keepdims=True) - low
         masks = _safe_divide(upsampled - low, span)  # (N, K, H, W)
-        raw_maps = []
+        weights = []
         for index in range(len(activations)):
             masked = inputs.images[index][np.newaxis] * masks[index][..., np.newaxis]
             scores = np.concatenate(
@@ -166,40 +202,76 @@ class ScoreCam:
                 ]
             ) @ inputs.coefficients[index].astype(np.float64)
             # A softmax over the channels' scores turns them into weights that sum to one.
-            weights = np.exp(scores - scores.max())
-            weights /= weights.sum()
-            raw_maps.append(activations[index] @ weights.astype(np.float32))
-        return np.stack(raw_maps).astype(np.float32)
+            softmax = np.exp(scores - scores.max())
+            weights.append((softmax / softmax.sum()).astype(np.float32))
+        return np.stack(weights)
+
+    def raw_maps(self, inputs: CamInputs) -> np.ndarray:
+        """Raw (N, h, w) maps, one image at a time (each image is K masked passes anyway)."""
+        weights = self.weights(inputs)
+        maps = [activations @ row for activations, row in zip(inputs.activations, weights)]
+        return np.stack(maps).astype(np.float32)
 
 
-Method = GradCam | GradCamPlusPlus | HiResCam | LayerCam | XGradCam | EigenCam | ScoreCam
+@register
+class EigenCam(CamMethod):
+    """Eigen-CAM: projection of the activations on their first principal component.
 
-GRADIENT_METHODS = ("gradcam", "gradcam++", "hirescam", "layercam", "xgradcam")
-FORWARD_METHODS = ("scorecam", "eigencam")
-METHODS = GRADIENT_METHODS + FORWARD_METHODS
-_CLASSES: dict[str, Any] = {
-    "gradcam": GradCam,
-    "gradcam++": GradCamPlusPlus,
-    "hirescam": HiResCam,
-    "layercam": LayerCam,
-    "xgradcam": XGradCam,
-    "eigencam": EigenCam,
-}
+    The sign of a singular vector is arbitrary, so it is chosen to agree with the summed
+    activation (positive where the layer fires), which makes maps comparable across images.
+    """
+
+    name = "eigencam"
+    summary = "first principal component of the activations (class-agnostic, no gradients)"
+    needs_gradients = False
+
+    def weights(self, inputs: CamInputs) -> np.ndarray:
+        """(N, K) the signed first principal direction of each image's activations."""
+        return self._projection(inputs)[1]
+
+    def raw_maps(self, inputs: CamInputs) -> np.ndarray:
+        """Raw (N, h, w) maps: the centred activations projected on ``weights``."""
+        return self._projection(inputs)[0]
+
+    @staticmethod
+    def _projection(inputs: CamInputs) -> tuple[np.ndarray, np.ndarray]:
+        """(maps (N, h, w), signed directions (N, K)) of the centred activations."""
+        activations = inputs.activations.astype(np.float64)
+        count, height, width, channels = activations.shape
+        flat = activations.reshape(count, height * width, channels)
+        centred = flat - flat.mean(axis=1, keepdims=True)
+        _, _, right = np.linalg.svd(centred, full_matrices=False)
+        direction = right[:, 0, :]
+        projection = np.einsum("npk,nk->np", centred, direction)
+        agreement = (projection * flat.sum(axis=-1)).sum(axis=1, keepdims=True)
+        sign = np.where(agreement < 0.0, -1.0, 1.0)
+        maps = (sign * projection).reshape(count, height, width).astype(np.float32)
+        return maps, (sign * direction).astype(np.float32)
 
 
-def method_named(name: str, score_cam_batch_size: int = 64) -> Method:
+Method = CamMethod
+
+DEFAULT_METHOD = "gradcam"
+METHODS = tuple(REGISTRY)
+GRADIENT_METHODS = tuple(name for name, method in REGISTRY.items() if method.needs_gradients)
+FORWARD_METHODS = tuple(name for name, method in REGISTRY.items() if not method.needs_gradients)
+
+
+def method_named(name: str, score_cam_batch_size: int = 64) -> CamMethod:
     """The method object for a name in ``METHODS``.
 
     Raises:
         ValueError: for an unknown name or a Score-CAM batch size below 1.
     """
-    if name == "scorecam":
-        if score_cam_batch_size < 1:
-            raise ValueError(f"score_cam_batch_size must be positive, got {score_cam_batch_size}")
-        return ScoreCam(score_cam_batch_size)
-    if name not in _CLASSES:
+    if name not in REGISTRY:
         raise ValueError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
-    return _CLASSES[name]()  # type: ignore[no-any-return]
+    return REGISTRY[name].create(score_cam_batch_size)
+
+
+def methods_help() -> str:
+    """The methods as one sentence for help texts: the default first-marked, in order."""
+    names = [f"{name} (default)" if name == DEFAULT_METHOD else name for name in METHODS]
+    return ", ".join(names[:-1]) + " or " + names[-1]
 
 
 @functools.lru_cache(maxsize=32)

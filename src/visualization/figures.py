@@ -75,6 +75,29 @@ def save_gradcam_figure(
             plt.close(figure)
 
 
+def save_prediction_figure(
+    image: Any,
+    summary: dict[str, Any],
+    path: str | Path | None,
+    show: bool = False,
+    colormap: str = "jet",
+) -> Path | None:
+    """The three panels of ``GradCAM.visualize_prediction``'s result, titled with the
+    explained class and its confidence.
+
+    Args:
+        image: model input (H, W[, 1]) in [0, 1].
+        summary: ``visualize_prediction``'s dict (heatmap, overlay, target_class,
+            target_confidence).
+        path: where to write the PNG, or None to only show.
+        show: display the figure (needs a GUI backend).
+    """
+    title = f"{summary['target_class']} ({summary['target_confidence']:.1%})"
+    return save_gradcam_figure(
+        image, summary["heatmap"], summary["overlay"], title, path, show, colormap
+    )
+
+
 def save_top_prediction_figure(
     image: Any,
     heatmap: Any,

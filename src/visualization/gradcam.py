@@ -177,12 +177,10 @@ class GradCAM:
             "method": self.method,
         }
         if save_path is not None or show_plot:
-            from src.visualization.figures import save_gradcam_figure
+            # Drawing lives in the figures module (the only one that imports pyplot).
+            from src.visualization.figures import save_prediction_figure
 
-            title = f"{summary['target_class']} ({summary['target_confidence']:.1%})"
-            save_gradcam_figure(
-                batch[0], result.heatmaps[0], overlay, title, save_path, show_plot, colormap
-            )
+            save_prediction_figure(batch[0], summary, save_path, show_plot, colormap)
         return summary
 
     def analyze_top_predictions(

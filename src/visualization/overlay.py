@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from src.data.polarity import on_light_paper
+
 DEFAULT_COLORMAP = "jet"  # red = high importance, blue = low, as docs/usage_guide.md describes
 DEFAULT_ALPHA = 0.4
 
@@ -32,7 +34,7 @@ def sketches_for_display(images: Any) -> np.ndarray:
     if array.ndim == 4:
         array = array[..., 0]
     # The model's input is white ink on black; people expect ink on paper. Decided per image.
-    dark = array.mean(axis=(1, 2)) < 0.5
+    dark = ~on_light_paper(array)
     return np.where(dark[:, np.newaxis, np.newaxis], 1.0 - array, array)
 
 

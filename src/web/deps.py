@@ -1,9 +1,9 @@
-"""The serving engine (an Explainer behind a batcher, decoding, rendering) and its FastAPI
-dependencies.
+"""The serving engine (the explainer service behind a batcher, decoding, rendering) and its
+FastAPI dependencies.
 
-Routes only translate HTTP to these calls; everything here composes core functions:
-``load_image``/``to_model_input``/``strokes_to_model_input`` for input, ``GradCAM.explain`` on
-batched input, and ``overlay``'s one colormap helper for the returned PNGs.
+Routes only translate HTTP to these calls; everything here composes core calls: the service's
+``model_input`` for decoded images and strokes, its ``explain``/``classify`` on batched input,
+and ``overlay``'s one colormap helper for the returned PNGs.
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ import numpy as np
 from fastapi import Depends, Request
 from PIL import Image
 
-from src.data.preprocess import load_image, strokes_to_model_input, to_model_input
+from src.data.preprocess import load_image
 from src.data.raster import count_points
 from src.errors import InvalidImageError
-from src.inference.open_set import assess
-from src.visualization.explainer import Explainer
+from src.service.explainer import Explainer
 from src.web.batcher import Batcher
 from src.web.settings import WebSettings
 
@@ -63,7 +62,8 @@ class SketchResult:
 
 
 class Engine:
-    """The serving side of one ``Explainer``: its batcher, request decoding and PNG rendering.
+    """The serving side of one ``Explainer`` (the service does every prediction and map): its
+    batcher, request decoding and PNG rendering.
 
     Args:
         explainer: the loaded model, labels and cached CAMs.
@@ -90,11 +90,11 @@ class Engine:
             settings.model_path, settings.label_mapping, default_method=settings.default_method
         )
         engine = cls(explainer, settings)
-        cam = engine.cam(settings.default_method, None)
+        engine.cam(settings.default_method, None)
         if settings.warm_up:
-            blank = np.zeros((1, *engine.predictor.model.input_shape[1:]), np.float32)
-            cam.explain(blank)
-            engine.predictor.probabilities(blank)
+            blank = np.zeros((1, *explainer.model.input_shape[1:]), np.float32)
+            explainer.explain(blank)
+            explainer.classify(blank)
         logger.info("serving %s with %d classes", settings.model_path, len(engine.labels))
         return engine
 
@@ -111,7 +111,7 @@ class Engine:
         return self.explainer.cam(method or self.settings.default_method, layer)
 
     def model_input(self, image: str | None, strokes: list[Any] | None) -> np.ndarray:
-        """The model's (64, 64, 1) input from strokes (preferred) or a base64 image.
+        """The model's input from strokes (preferred) or a base64 image (the service's size).
 
         Raises:
             InvalidImageError: bad base64, not an image, malformed strokes.
@@ -124,10 +124,10 @@ class Engine:
                     f"drawing has {points:,} points; at most {self.settings.max_stroke_points:,} "
                     "are accepted (simplify the strokes)"
                 )
-            return strokes_to_model_input(strokes)
+            return self.explainer.model_input(strokes=strokes)
         data = decode_base64_image(image or "")
         check_pixel_count(data, self.settings.max_image_pixels)
-        return to_model_input(load_image(data))
+        return self.explainer.model_input(load_image(data))
 
     def explain(
         self, sketch: np.ndarray, method: str | None, layer: str | None, class_index: int | None
@@ -233,11 +233,11 @@ class Engine:
         """Queue one Grad-CAM job; unknown classes and layers fail here, before queueing."""
         from src.visualization.targets import ClassTarget
 
-        cam = self.cam(method, layer)
+        method = self.cam(method, layer).method  # an unknown layer or method fails here
         if class_index is not None:
             self.labels.name_of(class_index)  # raises UnknownClassError before queueing
         target = None if class_index is None else ClassTarget(int(class_index))
-        return self.batcher.submit(("cam", cam), sketch, target)
+        return self.batcher.submit(("cam", (method, layer)), sketch, target)
 
     def _wait(self, future: Any) -> SketchResult:
         """The batch result, or 503 when the engine is stuck or shutting down."""
@@ -250,15 +250,15 @@ class Engine:
 
     def _compute(self, key: Any, images: np.ndarray, targets: list[Any]) -> list[SketchResult]:
         """Batch worker: one forward (and backward) pass for a group of same-key sketches."""
-        kind, cam = key
+        kind, cam_key = key
         if kind == PREDICT_ONLY:
-            logits, probabilities = self.explainer.cam().engine.scores_and_probabilities(images)
-            verdicts = assess(self.explainer.open_set_rule, logits, probabilities)
+            probabilities, verdicts = self.explainer.classify(images)
             return [
                 SketchResult(row, None, int(np.argmax(row)), verdict.recognised, verdict.score)
                 for row, verdict in zip(probabilities, verdicts)
             ]
-        result = cam.explain(images, targets)
+        method, layer = cam_key
+        result = self.explainer.explain(images, targets, method, layer)
         verdicts = self.explainer.open_set(result)
         return [
             SketchResult(

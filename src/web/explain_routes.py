@@ -16,7 +16,7 @@ from fastapi import APIRouter
 
 from src.data.raster import count_points
 from src.errors import SketchError
-from src.explain.contrast import top_two_classes
+from src.explain.contrast import pick_pair
 from src.explain.strokes import StrokeAttribution, attribute_strokes, attribution_to_dict
 from src.explain.timeline import build_timeline, timeline_to_dict
 from src.web.deps import Engine, EngineDep, ImageTooLargeError, png_data_url
@@ -177,20 +177,6 @@ def _timeline(body: TimelineRequest, engine: Engine) -> TimelineResponse:
     return TimelineResponse(**summary, method=cam.method, layer=cam.layer_name)
 
 
-def _pick_pair(probabilities: np.ndarray, first: int | None, second: int | None) -> tuple[int, int]:
-    """A and B: the given ones, the best other class for a missing one, or the top two."""
-    from src.inference.ranking import top_classes
-
-    order = [int(index) for index in top_classes(probabilities, len(probabilities))]
-    if first is None and second is None:
-        return top_two_classes(probabilities)
-    if first is None:
-        first = next(index for index in order if index != second)
-    if second is None:
-        second = next(index for index in order if index != first)
-    return first, second  # type: ignore[return-value]
-
-
 @router.post("/compare", response_model=CompareResponse)
 async def compare(body: CompareRequest, engine: EngineDep) -> CompareResponse:
     """Why class A and not class B: the contrastive map of logit(A) - logit(B), both ways."""
@@ -207,7 +193,7 @@ def _compare(body: CompareRequest, engine: Engine) -> CompareResponse:
         raise SketchError("'class_a' and 'class_b' must be two different classes")
     cam = engine.cam(body.method, body.layer)
     probabilities = engine.predict(sketch).probabilities
-    first, second = _pick_pair(probabilities, first, second)
+    first, second = pick_pair(probabilities, first, second)
     result = engine.explainer.contrast(sketch, first, second, cam.method, body.layer)
     heatmap_for, overlay_for, shown = engine.render(sketch, result.heatmaps[0])
     heatmap_against, overlay_against, _ = engine.render(sketch, result.against[0])

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from src.visualization.cam_methods import METHODS
+from src.visualization.cam_methods import DEFAULT_METHOD, METHODS
 
 # Quick, Draw! strokes: [[xs, ys], ...] or [[xs, ys, ts], ...].
 Strokes = list[list[list[float]]]
@@ -37,7 +37,10 @@ class MethodChoice(BaseModel):
     """The Grad-CAM variant and target layer (defaults: the server's)."""
 
     method: str | None = Field(
-        default=None, description=f"One of {', '.join(METHODS)}; default gradcam."
+        default=None,
+        description=f"One of {', '.join(METHODS)}; default {DEFAULT_METHOD}.",
+        # The registry's names as the schema's enum (matched case-insensitively below).
+        json_schema_extra={"enum": [*METHODS, None]},
     )
     layer: str | None = Field(
         default=None, description="Target layer name; default the model's last spatial layer."

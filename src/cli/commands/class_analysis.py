@@ -38,7 +38,6 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Handler: check the class name first (no model load needed to reject it), then analyse."""
-    from src.data.preprocess import image_file_to_model_input
     from src.utils.filenames import path_inside, safe_filename
 
     labels = load_labels(args)
@@ -46,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     class_name = labels.name_of(class_index)
     engine = load_engine(args, labels)
     output_dir = prepare_output_dir(args.output)
-    image = image_file_to_model_input(args.image)
+    image = engine.model_input(args.image)
     figure_path = path_inside(output_dir, f"gradcam_class_{safe_filename(class_name)}.png")
     result = engine.gradcam.visualize_prediction(
         image,

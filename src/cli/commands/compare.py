@@ -38,8 +38,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Handler: resolve the classes (names checked before loading the model), then contrast."""
-    from src.data.preprocess import image_file_to_model_input
-    from src.explain.contrast import top_two_classes
+    from src.explain.contrast import pick_pair
     from src.utils.filenames import path_inside
     from src.visualization.figures import save_contrast_figure
     from src.visualization.overlay import overlay_heatmap
@@ -50,9 +49,9 @@ def run(args: argparse.Namespace) -> int:
         raise UnknownClassError("--classes needs two different classes")
     engine = load_engine(args, labels)
     output_dir = prepare_output_dir(args.output)
-    image = image_file_to_model_input(args.image)
+    image = engine.model_input(args.image)
     probabilities = engine.predictor.probabilities(image)[0]
-    class_a, class_b = chosen if chosen is not None else top_two_classes(probabilities)
+    class_a, class_b = pick_pair(probabilities, *(chosen or (None, None)))
     result = engine.contrast(image, class_a, class_b)
     name_a, name_b = labels.name_of(class_a), labels.name_of(class_b)
     stem = f"compare_{name_a}_vs_{name_b}"

@@ -19,8 +19,10 @@ from src.cli.common import cam_method, emit, load_engine, prepare_output_dir
 from src.cli.exit_status import ExitStatus
 from src.utils.arguments import positive_int
 from src.utils.atomic_write import write_json_atomic
+from src.visualization.cam_methods import METHODS
 
-DEFAULT_METHODS = ("gradcam", "gradcam++", "hirescam", "layercam", "xgradcam", "eigencam")
+# Every method but Score-CAM, whose K masked passes per image make a whole run slow.
+DEFAULT_METHODS = tuple(name for name in METHODS if name != "scorecam")
 
 
 def register(subparsers: Any) -> None:
@@ -64,7 +66,6 @@ def run(args: argparse.Namespace) -> int:
     """Handler: one Grad-CAM per method over the same images, curves, then randomisation."""
     import numpy as np
 
-    from src.data.preprocess import strokes_to_model_input
     from src.explain.faithfulness import RANDOM_METHOD, deletion_insertion, random_maps
     from src.visualization.figures import save_faithfulness_figure
 
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     engine = load_engine(args)
     output_dir = prepare_output_dir(args.output)
     drawings = sample_drawings(args.data, engine.class_names, args.per_class, args.seed)
-    images = np.stack([strokes_to_model_input(strokes) for _, strokes in drawings])
+    images = np.stack([engine.model_input(strokes=strokes) for _, strokes in drawings])
     predicted = engine.predictor.probabilities(images).argmax(axis=1)
     curves = []
     for method in methods:

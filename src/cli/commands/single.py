@@ -26,7 +26,7 @@ from src.inference.open_set import not_sure_text
 from src.utils.atomic_write import write_json_atomic
 
 if TYPE_CHECKING:
-    from src.visualization.explainer import Explainer
+    from src.service.explainer import Explainer
 
 FIGURE_NAME = "gradcam_prediction.png"
 SUMMARY_NAME = "analysis_summary.json"
@@ -80,9 +80,7 @@ def analyse_image(
     """
     import numpy as np
 
-    from src.data.preprocess import image_file_to_model_input
-
-    image = image_file_to_model_input(image_path)
+    image = engine.model_input(image_path)
     names = list(engine.class_names)
     prediction = engine.gradcam.visualize_prediction(
         image, names, save_path=output_dir / FIGURE_NAME, alpha=alpha, colormap=colormap

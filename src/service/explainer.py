@@ -1,7 +1,9 @@
-"""The Explainer: a model, its labels and preprocessing, and compiled CAMs per (method, layer).
+"""The explainer service: a model, its labels, input convention and open-set rule, one
+compiled forward pass, and compiled CAMs per (method, layer).
 
-Every interface (CLI, web app, monitoring, sketch explanations) explains through one of these,
-so a model is sliced and compiled once per layer, and each (method, layer) is built once.
+Every interface (CLI, web app, batch job, monitoring) explains and predicts through one of
+these, so a model is sliced and compiled once per layer, each (method, layer) is built once,
+and prediction shares the CAM engine's forward pass instead of compiling a second one.
 
 Example:
     >>> explainer = Explainer.from_files("models/best_model.h5", "data/label_mapping.json")
@@ -19,11 +21,13 @@ from typing import Any
 import numpy as np
 
 from src.data.labels import LabelMap
+from src.explain.contrast import ContrastiveCAM, ContrastResult
 from src.inference.open_set import OpenSetVerdict, assess, load_open_set_rule
-from src.inference.predictor import Predictor
+from src.inference.predictor import Predictor, load_model_and_labels
 from src.visualization.cam_engine import CamEngine, CamResult
+from src.visualization.cam_methods import DEFAULT_METHOD
+from src.visualization.gradcam import GradCAM
 
-DEFAULT_METHOD = "gradcam"
 _BY_MODEL: weakref.WeakKeyDictionary[Any, Explainer] = weakref.WeakKeyDictionary()
 _BY_MODEL_LOCK = threading.Lock()
 
@@ -52,7 +56,8 @@ class Explainer:
     ) -> None:
         classes = int(model.output_shape[-1])
         labels = labels if labels is not None else LabelMap(tuple(map(str, range(classes))))
-        self.predictor = Predictor(model, labels)
+        # Predictions run the default layer's compiled forward: one compilation per model.
+        self.predictor = Predictor(model, labels, forward=self._forward)
         self.model = model
         self.labels = labels
         self.model_path = Path(model_path) if model_path is not None else None
@@ -60,7 +65,7 @@ class Explainer:
         self.default_layer = default_layer
         self.open_set_rule = load_open_set_rule(model_path)
         self._engines: dict[str | None, CamEngine] = {}
-        self._cams: dict[tuple[str, str | None], Any] = {}
+        self._cams: dict[tuple[str, str | None], GradCAM] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -76,8 +81,8 @@ class Explainer:
         Raises:
             ModelLoadError, LabelMappingError: with the fix in the message.
         """
-        predictor = Predictor.from_files(model_path, labels)
-        return cls(predictor.model, predictor.labels, default_method, default_layer, model_path)
+        model, label_map = load_model_and_labels(model_path, labels)
+        return cls(model, label_map, default_method, default_layer, model_path)
 
     @classmethod
     def for_model(cls, model: Any) -> Explainer:
@@ -98,7 +103,7 @@ class Explainer:
         """Side of the square model input."""
         return int(self.model.input_shape[1])
 
-    def cam(self, method: str | None = None, layer: str | None = None) -> Any:
+    def cam(self, method: str | None = None, layer: str | None = None) -> GradCAM:
         """The ``GradCAM`` for (method, layer), built on first use; methods of one layer share
         its compiled engine.
 
@@ -106,8 +111,6 @@ class Explainer:
             LayerNotFoundError: the layer is not in the model.
             ValueError: unknown method.
         """
-        from src.visualization.gradcam import GradCAM
-
         method = method or self.default_method
         layer = layer if layer is not None else self.default_layer
         with self._lock:
@@ -120,28 +123,50 @@ class Explainer:
             return self._cams[(method, layer)]
 
     @property
-    def gradcam(self) -> Any:
+    def gradcam(self) -> GradCAM:
         """The default (method, layer) ``GradCAM``."""
         return self.cam()
 
-    def model_input(self, image: Any) -> np.ndarray:
-        """Any image (PIL, array, either polarity) as the model's (H, W, 1) input."""
-        from src.data.preprocess import to_model_input
+    def model_input(self, image: Any = None, strokes: Any = None) -> np.ndarray:
+        """The model's (H, W, 1) input from strokes (preferred) or an image (a file path,
+        encoded bytes, PIL image or array, either polarity): the one place an interface turns a
+        sketch into model input.
 
+        Raises:
+            InvalidImageError: neither given, an unreadable image or malformed strokes.
+        """
+        from src.data.preprocess import load_image, strokes_to_model_input, to_model_input
+        from src.errors import InvalidImageError
+
+        if strokes is not None:
+            return strokes_to_model_input(strokes, size=self.input_size)
+        if image is None:
+            raise InvalidImageError("no sketch given: pass an image or strokes")
+        if isinstance(image, (str, Path, bytes)):
+            image = load_image(image)
         return to_model_input(image, size=self.input_size)
 
     def open_set(self, result: CamResult) -> list[OpenSetVerdict]:
         """The "not sure" verdict for each image of ``result`` (``self.open_set_rule``)."""
         return assess(self.open_set_rule, result.logits, result.probabilities)
 
+    def classify(self, images: Any) -> tuple[np.ndarray, list[OpenSetVerdict]]:
+        """Output probabilities (N, C) and each image's "not sure" verdict, from one forward
+        pass of the default layer's engine (no gradients)."""
+        logits, probabilities = self.cam().engine.scores_and_probabilities(images)
+        return probabilities, assess(self.open_set_rule, logits, probabilities)
+
     def open_set_of(self, images: Any) -> list[OpenSetVerdict]:
         """The "not sure" verdict for each image, from a forward pass of its class scores."""
-        logits, probabilities = self.cam().engine.scores_and_probabilities(images)
-        return assess(self.open_set_rule, logits, probabilities)
+        return self.classify(images)[1]
 
     def probabilities(self, images: Any) -> np.ndarray:
         """Output probabilities (N, C): one compiled forward pass."""
         return self.predictor.probabilities(images)
+
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        """The model's output for a batch through the default layer's compiled engine."""
+        return self.cam().engine.probabilities(batch)
 
     def explain(
         self,
@@ -151,7 +176,7 @@ class Explainer:
         layer: str | None = None,
     ) -> CamResult:
         """Maps for a batch: ``targets`` as in ``GradCAM.explain`` (None: predicted class)."""
-        return self.cam(method, layer).explain(images, targets)  # type: ignore[no-any-return]
+        return self.cam(method, layer).explain(images, targets)
 
     def contrast(
         self,
@@ -160,12 +185,10 @@ class Explainer:
         class_b: Any,
         method: str | None = None,
         layer: str | None = None,
-    ) -> Any:
-        """ "Why A and not B" maps (``src.explain.contrast.ContrastResult``).
+    ) -> ContrastResult:
+        """ "Why A and not B" maps.
 
         Raises:
             SketchError: for a forward-only method.
         """
-        from src.explain.contrast import ContrastiveCAM
-
         return ContrastiveCAM(self.cam(method, layer)).explain(images, class_a, class_b)
