@@ -94,6 +94,7 @@ def render_report(
         f"<h2>Gallery, {_ORDER_TITLES[order]}</h2>",
         _legend(summary.get("colormap", "jet")),
         _gallery(images[:GALLERY_LIMIT]),
+        _nothing_drawn(summary.get("empty_inputs", [])),
         _failures(summary["failures"]),
     ]
     return render_page(REPORT_TITLE, "\n".join(part for part in parts if part), _STYLE)
@@ -124,6 +125,8 @@ def _overview(summary: dict[str, Any]) -> str:
         ("Explained", summary["succeeded"]),
         # Explained inputs whose answer the open-set rule does not trust.
         ("Not sure", summary.get("not_sure", 0)),
+        # Inputs with no ink: no class, no map, outside accuracy and the mean maps.
+        ("Nothing drawn", summary.get("empty", 0)),
         ("Could not be read", summary["failed"]),
     ]
     cells = "".join(
@@ -343,6 +346,23 @@ def _audit(files: list[str], output_dir: Path | None) -> str:
 def _short(value: object) -> str:
     """A JSON scalar for the audit table (floats to 4 significant digits)."""
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _nothing_drawn(entries: list[dict[str, Any]]) -> str:
+    """The inputs with no ink: listed apart, since they have no class and no map."""
+    if not entries:
+        return ""
+    items = "".join(
+        f"<li><code>{escape(entry['source'])}</code>"
+        + (f" (labelled {escape(entry['true_class'])})" if entry.get("true_class") else "")
+        + "</li>"
+        for entry in entries
+    )
+    return (
+        f"<h2>Nothing drawn ({len(entries)})</h2><p>These inputs hold no ink after "
+        "preprocessing, so the model was not asked: they have no class and no map, and "
+        f"accuracy leaves them out.</p><ul>{items}</ul>"
+    )
 
 
 def _failures(failures: list[dict[str, str]]) -> str:
