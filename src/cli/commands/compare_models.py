@@ -249,7 +249,9 @@ def _write_outputs(
             )
             encoded = base64.b64encode(to_png_bytes(rgb)).decode("ascii")
             overlays[number][run.spec.name] = f"data:image/png;base64,{encoded}"
-    write_text_atomic(output_dir / HTML_NAME, render_comparison(summary, overlays, figure))
+    write_text_atomic(
+        output_dir / HTML_NAME, render_comparison(summary, overlays, figure, JSON_NAME)
+    )
 
 
 def _report(summary: dict[str, Any], output_dir: Path) -> None:
