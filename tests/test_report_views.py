@@ -79,6 +79,17 @@ def test_an_overlay_opens_enlarged_on_the_page_in_every_section() -> None:
     ]
 
 
+def test_a_wide_table_scrolls_in_its_own_box_on_every_page() -> None:
+    from src.reports.batch_report import render_report
+    from src.reports.model_comparison import render_comparison
+
+    rule = (
+        "table{border-collapse:collapse;margin:8px 0;display:block;max-width:100%;overflow-x:auto}"
+    )
+    assert rule in render_report(batch_summary(), 0.5)
+    assert rule in render_comparison(comparison_summary([]), {}, None)
+
+
 def test_inputs_with_nothing_drawn_have_their_own_section() -> None:
     from src.reports.batch_report import render_report
 
