@@ -216,3 +216,17 @@ def test_batch_label_check_flags_a_mapping_in_the_wrong_order(
         assert check["answered_as"] == {}
         assert "label check" not in error
         assert "Label check" not in report
+
+
+def test_an_unlabelled_batch_carries_a_label_check_that_is_not_suspect(
+    batch_model: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "unlabelled"
+    data.mkdir()
+    Image.fromarray(_disk_or_ring("disk", 64, 3)).save(data / "sketch_1.png")
+    labels = batch_model.with_name("labels.json")
+    output = tmp_path / "out"
+    command = ["--model", str(batch_model), "--labels", str(labels), "--output", str(output)]
+    assert main([*command, "batch", "--images_dir", str(data)]) == 0
+    summary = json.loads((output / "batch_summary.json").read_text(encoding="utf-8"))
+    assert summary["label_check"] == {"suspect": False, "reason": "no labelled inputs"}
