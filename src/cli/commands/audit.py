@@ -10,7 +10,8 @@ class's Grad-CAM map with the reference rendering's map in the drawing's own fra
 whose top-1 moves by more than 5 points is flagged as a likely shortcut, naming the classes
 that absorb the errors. Writes ``audit.json`` and ``audit.png`` (top-1 against level, one panel
 per factor, both paths). The label check (``label_check`` in audit.json, one stderr line when
-suspect) reads the reference rendering's answers. Exit code 8 when DIR is not a folder or has no usable file.
+suspect) reads the reference rendering's answers. Exit code 8 when DIR is not a folder or has
+no usable file.
 """
 
 from __future__ import annotations
