@@ -65,7 +65,8 @@ def _disk_or_ring(name: str, size: int, thickness: float) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def labelled_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """disk/ and ring/ folders of PNGs at several sizes, a class-named PNG, a ring .npy."""
+    """disk/ and ring/ folders of PNGs at several sizes, a class-named PNG, a ring .npy and
+    .ndjson."""
     root = tmp_path_factory.mktemp("labelled")
     for name in CLASSES:
         (root / name).mkdir()
@@ -76,6 +77,22 @@ def labelled_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Google's numpy_bitmap layout: 28x28 uint8 light ink on black, flattened.
     bitmaps = 255 - np.stack([_disk_or_ring("ring", 28, 1.5)] * 2)
     np.save(root / "ring.npy", bitmaps.reshape(2, 784))
+    # Quick, Draw! drawings: circles as one stroke each, rendered by the model's own size.
+    angles = np.linspace(0, 2 * np.pi, 24)
+    records = [
+        {
+            "word": "ring",
+            "drawing": [
+                [
+                    (128 + r * np.cos(angles)).round().tolist(),
+                    (128 + r * np.sin(angles)).round().tolist(),
+                ]
+            ],
+        }
+        for r in (100, 60)
+    ]
+    lines = [json.dumps(record) for record in records]
+    (root / "ring.ndjson").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return root
 
 
@@ -130,9 +147,9 @@ def test_probe_finds_the_convention_the_model_was_built_for(
     assert status == 0
     report = json.loads((tmp_path / "probe_input.json").read_text(encoding="utf-8"))
     assert (report["best"]["ink"], report["best"]["value_range"]) == (ink, value_range)
-    # 3 + 3 in class folders, disk_7.png, and the two bitmaps of ring.npy.
-    assert report["labelled"] == 9
-    assert report["per_class"] == {"disk": 4, "ring": 5}
+    # 3 + 3 in class folders, disk_7.png, the two bitmaps of ring.npy, two drawings.
+    assert report["labelled"] == 11
+    assert report["per_class"] == {"disk": 4, "ring": 7}
     assert report["best"]["accuracy"] == 1.0
     others = [
         entry["accuracy"]
