@@ -194,6 +194,16 @@ def test_a_folder_without_labelled_input_is_one_line_and_exit_8(
     assert not (tmp_path / "out" / "probe_input.json").exists()
 
 
+def test_data_that_is_not_a_folder_is_one_line_and_exit_8(
+    google_style_model: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert _probe(google_style_model, tmp_path / "missing", tmp_path / "out") == 8
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "is not a folder" in error
+
+
 @pytest.fixture(scope="module")
 def batch_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """64x64x1, light ink on black in 0-1, which its card declares for ``batch``."""

@@ -7,7 +7,7 @@ top-1 per convention, the best one and the options to pass to the other commands
 (``--ink light --value_range 0-1``), and writes ``probe_input.json`` to the output folder.
 ``--write_card`` also sets the ``"input"`` block of the ``model_card.json`` beside the model,
 which every command then reads when no option is given. The label check runs on the best
-convention's answers. DIR with no labelled input: exit code 8.
+convention's answers. DIR not a folder, or with no labelled input: exit code 8.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from src.batch.inputs import discover_sources
+from src.batch.inputs import discover_inputs
 from src.cli.common import emit, load_labels, prepare_output_dir
 from src.cli.exit_status import ExitStatus
 from src.errors import DataFormatError
@@ -83,7 +83,11 @@ def run(args: argparse.Namespace) -> int:
     from src.inference.predictor import Predictor, load_model_and_labels
 
     labels = load_labels(args)
-    discovery = discover_sources(args.data, labels, args.max_per_class, args.output)
+    if not args.data.is_dir():
+        raise DataFormatError(
+            f"{args.data} is not a folder; pass --data a folder of labelled sketches"
+        )
+    discovery = discover_inputs(args.data, labels, args.max_per_class, args.output)
     sample = labelled_sample(discovery.inputs, args.max_per_class)
     if not sample:
         raise DataFormatError(
