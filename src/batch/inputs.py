@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from src.config import IMAGE_SIZE
 from src.data.labels import LabelMap
 from src.data.preprocess import IMAGE_SUFFIXES
 from src.errors import InvalidImageError, SketchError
@@ -48,7 +49,7 @@ class InputOrigin:
     path: Path
     record: Any = None
 
-    def decode(self, size: int, spec: InputSpec | None = None) -> np.ndarray:
+    def decode(self, size: int = IMAGE_SIZE, spec: InputSpec | None = None) -> np.ndarray:
         """The model input (size, size, 1) of this sketch: the one decoding step of every runner.
 
         With ``spec``, the input in that model's size, channels, ink and value range instead.

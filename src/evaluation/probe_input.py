@@ -33,7 +33,7 @@ CONVENTIONS: tuple[tuple[str, str], ...] = tuple(
 class SketchOrigin(Protocol):
     """What a labelled input is made of (``src.batch.inputs.InputOrigin``)."""
 
-    def decode(self, size: int, spec: InputSpec | None = None) -> np.ndarray:
+    def decode(self, spec: InputSpec) -> np.ndarray:
         """The model input of this sketch in ``spec``'s convention."""
         ...
 
@@ -175,7 +175,7 @@ def _answers(
         arrays, indices = [], []
         for item in chunk:
             try:
-                arrays.append(item.origin.decode(spec.height, spec))
+                arrays.append(item.origin.decode(spec=spec))
             except (SketchError, OSError, ValueError) as error:
                 # Decoding does not depend on the convention: a failure is one for all of them.
                 failed[item.source] = " ".join(str(error).split()) or type(error).__name__
