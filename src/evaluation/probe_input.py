@@ -50,10 +50,19 @@ class LabelledInput(Protocol):
 class ConventionScore:
     """Top-1 under one convention."""
 
-    ink: str
-    value_range: str
+    spec: InputSpec
     correct: int
     total: int
+
+    @property
+    def ink(self) -> str:
+        """The convention's ink polarity."""
+        return self.spec.ink
+
+    @property
+    def value_range(self) -> str:
+        """The convention's value range."""
+        return self.spec.value_range
 
     @property
     def accuracy(self) -> float:
@@ -63,7 +72,7 @@ class ConventionScore:
     @property
     def options(self) -> str:
         """The command-line options that select this convention."""
-        return f"--ink {self.ink} --value_range {self.value_range}"
+        return self.spec.options()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields, accuracy and options included."""
@@ -146,9 +155,7 @@ def probe_conventions(
         spec = InputSpec(height, width, channels, ink, value_range, "option", "option")
         truth, predicted = _answers(predictor, sample, spec, batch_size, failed)
         answers[(ink, value_range)] = (truth, predicted)
-        scores.append(
-            ConventionScore(ink, value_range, int(np.sum(truth == predicted)), truth.size)
-        )
+        scores.append(ConventionScore(spec, int(np.sum(truth == predicted)), truth.size))
     result = ProbeResult(
         scores,
         _per_class_counts(sample, failed),
