@@ -34,3 +34,8 @@ class DataFormatError(SketchError):
 
 class LabelMappingError(SketchError):
     """A label mapping file is missing or malformed."""
+
+
+class UsageError(SketchError):
+    """A request the command cannot serve as asked: values the setup cannot meet, an output
+    folder held by another run or made with other settings (exit 2, like a bad argument)."""

@@ -295,3 +295,117 @@ def test_an_input_whose_content_changed_is_explained_again_and_counted_once(
     circle = next(image for image in summary["images"] if image["source"] == "circle/0.png")
     assert circle["predicted_class"] == square["predicted_class"]
     assert circle["confidence"] == pytest.approx(square["confidence"], abs=1e-6)
+
+
+def copy_run(inputs: Path, ray_output: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of the inputs and of the module's finished Ray output (sources are relative)."""
+    folder, output = tmp_path / "inputs", tmp_path / "out"
+    shutil.copytree(inputs, folder)
+    shutil.copytree(ray_output, output)
+    return folder, output
+
+
+def test_a_rerun_with_other_settings_is_refused_and_fresh_gives_only_new_rows(
+    sketch_model_dir: Path,
+    inputs: Path,
+    ray_output: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    folder, output = copy_run(inputs, ray_output, tmp_path)
+    renamed = tmp_path / "model"
+    renamed.mkdir()
+    shutil.copyfile(sketch_model_dir / "model.h5", renamed / "model.h5")
+    (renamed / "label_mapping.json").write_text(json.dumps(["ring", "bar", "box"]))
+    capsys.readouterr()
+    top_k_2 = ["--top_k", "2", "--model", str(sketch_model_dir / "model.h5"), "--labels",
+               str(sketch_model_dir / "label_mapping.json"), "--output", str(output), "batch",
+               "--images_dir", str(folder), "--batch_size", "4", "--ray"]  # fmt: skip
+    assert main(top_k_2) == ExitStatus.USAGE
+    assert batch(renamed, folder, output, "--ray") == ExitStatus.USAGE
+    top_k_line, labels_line = capsys.readouterr().err.strip().splitlines()
+    assert "other settings (top_k 3 -> 2)" in top_k_line and "--fresh" in top_k_line
+    assert "other settings (labels_sha256 " in labels_line
+    assert len(parquet_rows(output)) == 11  # nothing touched
+    assert batch(renamed, folder, output, "--ray", "--fresh") == ExitStatus.PARTIAL_FAILURE
+    summary = summary_of(output)
+    assert summary["ray"]["explained_now"] == 11 and summary["ray"]["resumed"] == 0
+    rows = parquet_rows(output)
+    assert len(rows) == 11
+    assert {row["predicted_class"] for row in rows} <= {"ring", "bar", "box"}
+    assert {image["predicted_class"] for image in summary["images"]} <= {"ring", "bar", "box"}
+    assert (output / "report.html").is_file()
+
+
+def test_an_input_whose_label_changed_is_explained_again_with_its_new_label(
+    sketch_model_dir: Path, inputs: Path, ray_output: Path, tmp_path: Path
+) -> None:
+    folder, output = copy_run(inputs, ray_output, tmp_path)
+    drawings = [json.loads(line) for line in (folder / "drawings.ndjson").read_text().splitlines()]
+    assert drawings[0]["word"] == "circle"
+    drawings[0]["word"] = "square"  # same strokes, another label
+    (folder / "drawings.ndjson").write_text("".join(json.dumps(d) + "\n" for d in drawings))
+    assert batch(sketch_model_dir, folder, output, "--ray") == ExitStatus.PARTIAL_FAILURE
+    summary = summary_of(output)
+    # Its part held circle/0.png, circle/1.png and drawings #1 and #2 (blocks of 4 in order).
+    assert summary["ray"]["explained_now"] == 4 and summary["ray"]["resumed"] == 7
+    first = next(i for i in summary["images"] if i["source"] == "drawings.ndjson#1")
+    assert first["true_class"] == "square"
+    labels = {row["path"]: row["label"] for row in parquet_rows(output)}
+    assert len(labels) == 11 and labels["drawings.ndjson#1"] == "square"
+
+
+def test_damaged_parts_are_set_aside_and_their_inputs_explained_again(
+    sketch_model_dir: Path,
+    inputs: Path,
+    ray_output: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    folder, output = copy_run(inputs, ray_output, tmp_path)
+    results = output / "results.parquet"
+    parts = sorted(results.glob("part-*.parquet"))
+    assert [pq.read_table(part).num_rows for part in parts] and len(parts) == 3
+    parts[0].write_bytes(parts[0].read_bytes()[:100])  # truncated
+    parts[1].write_bytes(b"")  # zero bytes
+    (output / "mean_map_sums" / f"{parts[2].stem}.npz").unlink()  # a part without its sums
+    (results / "notes.txt").write_text("not a part")  # a foreign file
+    capsys.readouterr()
+    assert batch(sketch_model_dir, folder, output, "--ray") == ExitStatus.PARTIAL_FAILURE
+    summary = summary_of(output)
+    assert summary["ray"]["explained_now"] == 11
+    assert sorted(summary["ray"]["set_aside"]) == sorted(
+        f"results.parquet/{name}" for name in [*(part.name for part in parts), "notes.txt"]
+    )
+    assert "Set aside damaged parts (inputs explained again): " in capsys.readouterr().out
+    sources = [row["path"] for row in parquet_rows(output)]
+    assert len(sources) == len(set(sources)) == summary["succeeded"] == 11
+    assert len(list((output / "damaged").iterdir())) == 6  # 4 files and the 2 sums found
+    assert summary["mean_maps"] == summary_of(ray_output)["mean_maps"]
+
+
+def test_a_pool_the_cluster_cannot_place_stops_within_the_wait(
+    sketch_model_dir: Path, inputs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    code = batch(sketch_model_dir, inputs, tmp_path / "out", "--ray", "--ray_cpus_per_actor",
+                 "64", "--ray_wait", "3")  # fmt: skip
+    assert code == ExitStatus.USAGE
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "gradcam_analysis: error: the Ray cluster cannot place 1 actor(s) of 64 CPU(s) and 0 "
+        "GPU(s) within 3 s: it has 2 CPUs and 0 GPUs; lower --ray_actors, --ray_cpus_per_actor "
+        "or --ray_gpus_per_actor, or add nodes"
+    ]
+
+
+def test_an_unwritable_results_folder_is_exit_10_naming_it(
+    sketch_model_dir: Path, inputs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "out"
+    output.mkdir()
+    # The tests run as root, whom permissions do not stop: a file where the folder goes.
+    (output / "results.parquet").write_text("in the way")
+    capsys.readouterr()
+    assert batch(sketch_model_dir, inputs, output, "--ray") == ExitStatus.OUTPUT_ERROR
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{output / 'results.parquet'}:" in err[0]

@@ -9,15 +9,15 @@ class of the label mapping; otherwise it is unknown.
 
 from __future__ import annotations
 
-import glob
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from src.batch.file_walk import glob_files, walk_files
 from src.config import IMAGE_SIZE
 from src.data.labels import LabelMap
 from src.data.preprocess import IMAGE_SUFFIXES
@@ -100,6 +100,8 @@ class Discovery:
     failures: list[Failure] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     truncated: list[str] = field(default_factory=list)
+    # Symlinked folders not followed: loops, or a second way into a folder already walked.
+    skipped_links: list[str] = field(default_factory=list)
 
 
 def discover_inputs(
@@ -115,7 +117,8 @@ def discover_inputs(
         labels: the label mapping, to recognise class-named sub-folders.
         max_per_file: drawings taken from each ``.ndjson``/``.npy`` file (0 = all).
         exclude: a folder to skip, the output folder when it lies inside ``root`` (a rerun must
-            not explain its own overlays).
+            not explain its own overlays). Symlinked folders are followed only out of ``root``
+            (``src.batch.file_walk``); the others are listed in ``skipped_links``.
 
     Raises:
         InvalidImageError: if ``root`` is not a folder.
@@ -125,10 +128,9 @@ def discover_inputs(
             f"images folder not found: {root} (pass --images_dir with a folder)"
         )
     discovery = Discovery()
-    skipped = _parts_inside(root, exclude)
-    for path in _walk(root):
-        if skipped and path.relative_to(root).parts[: len(skipped)] == skipped:
-            continue
+    walk = walk_files(root, exclude)
+    discovery.skipped_links.extend(walk.skipped_links)
+    for path in walk.files:
         folder_class = _class_or_none(labels, path.parent.name) if path.parent != root else None
         _add_path(
             discovery, path, path.relative_to(root).as_posix(), folder_class, labels, max_per_file
@@ -158,11 +160,12 @@ def discover_sources(
     if spec.is_file() and spec.suffix.lower() in LIST_SUFFIXES:
         return discover_files(_listed_paths(spec), labels, max_per_file)
     if _GLOB_CHARACTERS & set(str(spec)):
-        matches = sorted(Path(name) for name in glob.glob(str(spec), recursive=True))
-        files = [path for path in matches if not path.is_dir()]
-        if not files:
+        walk = glob_files(str(spec), exclude)
+        if not walk.files:
             raise InvalidImageError(f"no files match {spec} (check the pattern and quote it)")
-        return discover_files(files, labels, max_per_file)
+        discovery = discover_files(walk.files, labels, max_per_file)
+        discovery.skipped_links.extend(walk.skipped_links)
+        return discovery
     return discover_inputs(spec, labels, max_per_file, exclude)
 
 
@@ -235,27 +238,6 @@ def _add_path(
             discovery.ignored.append(source)
     except (SketchError, OSError, UnicodeDecodeError) as error:
         discovery.failures.append(Failure(source, failure_reason(error)))
-
-
-def _parts_inside(root: Path, folder: Path | None) -> tuple[str, ...]:
-    """``folder``'s path parts relative to ``root``, or () when it is not inside ``root``."""
-    if folder is None:
-        return ()
-    try:
-        return folder.resolve().relative_to(root.resolve()).parts
-    except ValueError:
-        return ()
-
-
-def _walk(root: Path) -> Iterator[Path]:
-    """Everything but folders under ``root`` in sorted order, skipping hidden files and folders.
-
-    FIFOs, sockets and devices are yielded too, so that ``discover`` lists them as ignored.
-    """
-    for path in sorted(root.rglob("*")):
-        relative = path.relative_to(root)
-        if not path.is_dir() and not any(part.startswith(".") for part in relative.parts):
-            yield path
 
 
 def _class_or_none(labels: LabelMap, name: str) -> str | None:

@@ -17,6 +17,8 @@ from src.batch.options import BatchOptions
 from src.batch.outputs import write_batch_outputs
 from src.batch.overlays import OVERLAYS_DIR, OverlayNamer, write_overlays
 from src.batch.records import BatchAccumulator
+from src.batch.run_folder import check_run_settings, claim_output_folder
+from src.batch.run_settings import run_settings
 from src.errors import SketchError
 
 if TYPE_CHECKING:
@@ -37,7 +39,24 @@ def run_batch(
 
     Returns:
         The summary written to batch_summary.json.
+
+    Raises:
+        UsageError: another run holds the folder, or it holds resumable results made with
+            other settings and ``options.fresh`` is False.
     """
+    with claim_output_folder(output_dir):
+        check_run_settings(output_dir, run_settings(engine, options), options.fresh, record=False)
+        return _run_claimed(engine, discovery, images_dir, output_dir, options)
+
+
+def _run_claimed(
+    engine: Explainer,
+    discovery: Discovery,
+    images_dir: Path,
+    output_dir: Path,
+    options: BatchOptions,
+) -> dict[str, Any]:
+    """``run_batch`` in a folder this run holds."""
     from tqdm import tqdm
 
     started, clock = datetime.now(UTC), time.monotonic()

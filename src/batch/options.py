@@ -39,3 +39,6 @@ class BatchOptions:
     order: str = (
         DEFAULT_ORDER  # the gallery's order: see GALLERY_ORDERS in src.reports.batch_report
     )
+    # Start an output folder afresh when its results were made with other settings
+    # (src.batch.run_folder); without it such a folder is refused.
+    fresh: bool = False

@@ -73,6 +73,7 @@ def write_batch_outputs(
         "colormap": options.colormap,
         "ignored": discovery.ignored,
         "truncated_files": discovery.truncated,
+        "skipped_links": discovery.skipped_links,
         **(extra or {}),
     }
     summary = build_summary(accumulator, mean_maps, header)

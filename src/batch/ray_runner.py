@@ -11,10 +11,14 @@ streams back one status row per input and never holds a map or an image.
 
 At the end the driver reads the part files one at a time into the local runner's
 ``BatchAccumulator`` (records and mean-map sums) and hands it to the same
-``write_batch_outputs``, so batch_summary.json/.csv, mean maps and report.html are a local run's. A rerun on the same output folder skips every input
-whose (source, content SHA-256) is already in a part. A part holding an input that changed or
-left the folder since is deleted and its still-current inputs explained again, so the report
-counts each current input once.
+``write_batch_outputs``, so batch_summary.json/.csv, mean maps and report.html are a local run's.
+
+Resume: one run holds the folder at a time (``run_folder.claim_output_folder``); a folder whose
+results were made with other settings (``run_settings``) is refused, or cleared with --fresh.
+Each row is keyed on (source, content SHA-256, label, settings key); a rerun skips the inputs
+whose key is in a sound part (``results_store``). A part holding a row that is no longer a
+current input's key is deleted and its still-current inputs explained again, so the report
+counts each current input once, with this run's settings.
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,16 +36,19 @@ from src.batch.inputs import Discovery, Failure
 from src.batch.options import BatchOptions
 from src.batch.outputs import write_batch_outputs
 from src.batch.overlays import OVERLAYS_DIR, OverlayNamer
-from src.batch.ray_worker import (
-    RESULTS_DIR,
-    SUMS_DIR,
-    ExplainActor,
-    add_sums,
-    record_from_row,
+from src.batch.ray_cluster import (
+    DEFAULT_PLACEMENT_WAIT_S,
+    check_pool_fits,
+    check_resources,
+    ray_session,
 )
+from src.batch.ray_worker import ExplainActor, add_sums, record_from_row
 from src.batch.records import BatchAccumulator, EmptyInput
-from src.config import PROJECT_ROOT
-from src.errors import SketchError
+from src.batch.results_store import RowKey, delete_stale_parts, done_keys, read_parts, row_key
+from src.batch.run_folder import RESULTS_DIR, SUMS_DIR, check_run_settings, claim_output_folder
+from src.batch.run_settings import run_settings, settings_key
+from src.errors import SketchError, UsageError
+from src.utils.atomic_write import write_bytes_atomic
 
 if TYPE_CHECKING:
     from src.service.explainer import Explainer
@@ -62,6 +68,14 @@ class RayOptions:
     gpus_per_actor: float = 0.0
     # The actor class; a subclass may add behaviour (the tests' actor that dies once).
     actor_class: type = ExplainActor
+    # Seconds to wait for the cluster to place the pool before giving up with what it has.
+    placement_wait_s: float = DEFAULT_PLACEMENT_WAIT_S
+    verbose: bool = False  # Ray's own INFO and WARNING lines, and the actors' output
+
+    def __post_init__(self) -> None:
+        check_resources(self.cpus_per_actor, self.gpus_per_actor, self.actors)
+        if not math.isfinite(self.placement_wait_s) or self.placement_wait_s <= 0:
+            raise UsageError(f"--ray_wait must be a positive number, got {self.placement_wait_s}")
 
 
 def import_ray() -> Any:
@@ -87,71 +101,92 @@ def run_ray_batch(
 
     Returns:
         The summary written to batch_summary.json, with a "ray" entry: address, actors,
-        explained_now (inputs explained in this run) and resumed (found done).
+        explained_now (inputs explained in this run), resumed (found done) and set_aside
+        (damaged part files moved to damaged/).
+
+    Raises:
+        UsageError: another run holds the folder, or its results were made with other
+            settings and ``options.fresh`` is False.
     """
-    ray = import_ray()
-    started, clock = datetime.now(UTC), time.monotonic()
-    started_here = _connect(ray, ray_options)
-    try:
-        rows, overlay_names = _dataset_rows(discovery, output_dir)
-        # In the object store once for every pass; the driver keeps only the reference.
-        names_ref = ray.put(overlay_names)
-        del overlay_names
-        explained_now, resumed, actors = 0, 0, 0
-        # A second pass only when parts held inputs that changed or left the folder.
-        for _ in range(2):
-            done = _done_pairs(output_dir)
-            outcome, actors = _run_pass(
-                ray, engine, rows, names_ref, done, output_dir, options, ray_options
+    with claim_output_folder(output_dir):
+        settings = run_settings(engine, options)
+        check_run_settings(output_dir, settings, options.fresh, record=True)
+        for folder in (RESULTS_DIR, SUMS_DIR, OVERLAYS_DIR):
+            _check_writable(output_dir / folder)
+        ray = import_ray()
+        started, clock = datetime.now(UTC), time.monotonic()
+        with ray_session(ray, ray_options.address, ray_options.verbose):
+            accumulator, extra = _explain_all(
+                ray, engine, discovery, output_dir, options, ray_options, settings_key(settings)
             )
-            explained_now += outcome.explained
-            resumed = outcome.skipped
-            current = outcome.current
-            if not _delete_stale_parts(output_dir, current):
-                break
-        accumulator = _assemble(engine, discovery, outcome.failed, current, output_dir)
-        accumulator.empty = [
-            EmptyInput(item.source, item.true_class)
-            for item in discovery.inputs
-            if item.source in outcome.empty
-        ]
-    finally:
-        if started_here:
-            ray.shutdown()
-    extra = {
-        "ray": {
-            "address": ray_options.address or "local",
-            "actors": actors,
-            "explained_now": explained_now,
-            "resumed": resumed,
-            "results": RESULTS_DIR,
-        }
-    }
-    return write_batch_outputs(
-        engine, accumulator, discovery, images_dir, output_dir, options, started, clock, extra
-    )
+        extra["address"] = ray_options.address or "local"
+        return write_batch_outputs(
+            engine, accumulator, discovery, images_dir, output_dir, options, started, clock,
+            {"ray": extra},
+        )  # fmt: skip
 
 
-def _connect(ray: Any, ray_options: RayOptions) -> bool:
-    """Join the cluster at the address, or start a local Ray; True when this call started it."""
-    if ray.is_initialized():
-        return False
-    # Ray Data's per-run INFO lines (plan, timing) would mix with the command's own output.
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
-    if ray_options.address:
-        # Every node imports the installed project (pip install -e '.[ray]' on each machine).
-        ray.init(address=ray_options.address, logging_level=logging.WARNING)
-    else:
-        ray.init(
-            num_cpus=os.cpu_count() or 1,
-            include_dashboard=False,
-            logging_level=logging.WARNING,
-            # The actors' own output (TensorFlow's start-up lines) stays in Ray's log files.
-            log_to_driver=False,
-            # Local workers import this checkout's code, whatever else is installed.
-            runtime_env={"env_vars": {"PYTHONPATH": str(PROJECT_ROOT)}},
+def _explain_all(
+    ray: Any,
+    engine: Explainer,
+    discovery: Discovery,
+    output_dir: Path,
+    options: BatchOptions,
+    ray_options: RayOptions,
+    settings: str,
+) -> tuple[BatchAccumulator, dict[str, Any]]:
+    """The passes over the inputs, then the records and sums of the current parts."""
+    rows, overlay_names = _dataset_rows(discovery, output_dir)
+    # In the object store once for every pass; the driver keeps only the reference.
+    names_ref = ray.put(overlay_names)
+    del overlay_names
+    labels = {item.source: item.true_class or "" for item in discovery.inputs}
+    set_aside: list[str] = []
+    explained_now, actors = 0, 0
+    # A second pass only when parts held inputs that changed or left the folder.
+    for _ in range(2):
+        done = done_keys(read_parts(output_dir, set_aside))
+        outcome, actors = _run_pass(
+            ray, engine, rows, names_ref, done, output_dir, options, ray_options, settings
         )
-    return True
+        explained_now += outcome.explained
+        current = {
+            (source, sha, labels[source], settings) for source, sha in outcome.current.items()
+        }
+        if not delete_stale_parts(read_parts(output_dir, set_aside), current):
+            break
+    if set_aside:
+        logger.info("set aside damaged parts (inputs explained again): %s", ", ".join(set_aside))
+    accumulator = _assemble(engine, discovery, outcome.failed, current, output_dir, set_aside)
+    accumulator.empty = [
+        EmptyInput(item.source, item.true_class)
+        for item in discovery.inputs
+        if item.source in outcome.empty
+    ]
+    extra = {
+        "actors": actors,
+        "explained_now": explained_now,
+        # Found done: the current inputs not explained by this run.
+        "resumed": len(current) - explained_now,
+        "results": RESULTS_DIR,
+        "set_aside": set_aside,
+    }
+    return accumulator, extra
+
+
+def _check_writable(folder: Path) -> None:
+    """Create ``folder`` and write a file in it, so an unwritable one stops the run at once
+    (the actors' writes would fail and be retried by Ray).
+
+    Raises:
+        OSError: naming the folder (exit 10).
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(folder / ".write-check", b"")
+        (folder / ".write-check").unlink()
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, str(folder)) from error
 
 
 def _dataset_rows(discovery: Discovery, output_dir: Path) -> tuple[Any, dict[str, str]]:
@@ -217,10 +252,11 @@ def _run_pass(
     engine: Explainer,
     rows: Any,
     overlay_names: Any,
-    done: frozenset[tuple[str, str]],
+    done: frozenset[RowKey],
     output_dir: Path,
     options: BatchOptions,
     ray_options: RayOptions,
+    settings: str,
 ) -> tuple[_PassOutcome, int]:
     """Run every row through the actor pool; return what the actors' status rows say (a few
     strings per input, no maps) and the pool size."""
@@ -236,6 +272,13 @@ def _run_pass(
     )
     blocks = math.ceil(rows.num_rows / size)
     actors = _actor_count(ray_options, blocks, ray.cluster_resources())
+    check_pool_fits(
+        ray,
+        actors,
+        ray_options.cpus_per_actor,
+        ray_options.gpus_per_actor,
+        ray_options.placement_wait_s,
+    )
     explained = dataset.map_batches(
         ray_options.actor_class,
         fn_constructor_kwargs={
@@ -248,6 +291,7 @@ def _run_pass(
             "overlay_names": [overlay_names],
             "done": [ray.put(done)],
             "cpus": ray_options.cpus_per_actor,
+            "settings": settings,
         },
         batch_size=options.batch_size,
         batch_format="pyarrow",
@@ -268,57 +312,23 @@ def _run_pass(
     return outcome, actors
 
 
-def _part_files(output_dir: Path) -> list[Path]:
-    """The finished results parts (temporary files start with a dot)."""
-    return sorted((output_dir / RESULTS_DIR).glob("part-*.parquet"))
-
-
-def _done_pairs(output_dir: Path) -> frozenset[tuple[str, str]]:
-    """(source, content SHA-256) of every input in a finished part."""
-    import pyarrow.parquet as pq
-
-    pairs: set[tuple[str, str]] = set()
-    for part in _part_files(output_dir):
-        table = pq.read_table(part, columns=["path", "sha256"])
-        pairs.update(zip(table["path"].to_pylist(), table["sha256"].to_pylist()))
-    return frozenset(pairs)
-
-
-def _delete_stale_parts(output_dir: Path, current: dict[str, str]) -> bool:
-    """Delete the parts (and sums) holding an input that changed or is no longer an input;
-    True when any was deleted."""
-    import pyarrow.parquet as pq
-
-    stale = False
-    for part in _part_files(output_dir):
-        table = pq.read_table(part, columns=["path", "sha256"])
-        pairs = zip(table["path"].to_pylist(), table["sha256"].to_pylist())
-        if any(current.get(source) != sha for source, sha in pairs):
-            logger.info("%s holds inputs that changed; explaining its inputs again", part.name)
-            (output_dir / SUMS_DIR / f"{part.stem}.npz").unlink(missing_ok=True)
-            part.unlink()
-            stale = True
-    return stale
-
-
 def _assemble(
     engine: Explainer,
     discovery: Discovery,
     failed: dict[str, str],
-    current: dict[str, str],
+    current: set[RowKey],
     output_dir: Path,
+    set_aside: list[str],
 ) -> BatchAccumulator:
-    """Records and mean-map sums from the part files, in input order, failures listed."""
-    import pyarrow.parquet as pq
-
+    """Records and mean-map sums of the current parts, in input order, failures listed."""
     accumulator = BatchAccumulator(engine.class_names, engine.gradcam.input_size)
     order = {item.source: position for position, item in enumerate(discovery.inputs)}
     records = []
-    for part in _part_files(output_dir):
-        for row in pq.read_table(part).to_pylist():
-            if current.get(row["path"]) == row["sha256"]:
-                records.append(record_from_row(row))
-        add_sums(accumulator, output_dir / SUMS_DIR / f"{part.stem}.npz")
+    for part in read_parts(output_dir, set_aside):
+        # Only rows of this run's inputs and settings reach the report, with their sums.
+        if all(row_key(row) in current for row in part.rows):
+            records.extend(record_from_row(row) for row in part.rows)
+            add_sums(accumulator, part.sums)
     records.sort(key=lambda record: order[record.source])
     accumulator.records = records
     accumulator.failures = [

@@ -30,6 +30,7 @@ from src.batch.explain_step import explain_chunk
 from src.batch.inputs import BatchInput, Failure, InputOrigin, failure_reason
 from src.batch.overlays import OVERLAYS_DIR, write_overlays
 from src.batch.records import BatchAccumulator, ImageRecord, MeanMap
+from src.batch.run_folder import RESULTS_DIR, SUMS_DIR
 from src.data.labels import LabelMap
 from src.errors import SketchError
 from src.explain.map_agreement import ink_share
@@ -37,8 +38,6 @@ from src.utils.atomic_write import write_bytes_atomic
 
 logger = logging.getLogger(__name__)
 
-RESULTS_DIR = "results.parquet"
-SUMS_DIR = "mean_map_sums"
 STATUS_COLUMNS = ("source", "sha256", "status", "reason")
 RESULT_COLUMNS = (
     "path",
@@ -59,7 +58,10 @@ RESULT_COLUMNS = (
     "peak_col",
     "map_mean",
     "ink_share",
+    "settings",
 )
+# The arrays of a part's sums file (``sums_to_npz``).
+SUMS_ARRAYS = ("class_indices", "class_heatmaps", "class_images", "class_counts")
 
 
 def content_sha256(row: dict[str, Any]) -> str:
@@ -86,11 +88,12 @@ def origin_from_row(row: dict[str, Any]) -> InputOrigin:
     return InputOrigin("bitmap", path, np.frombuffer(row["payload"], np.uint8).reshape(side, side))
 
 
-def part_key(pairs: list[tuple[str, str]]) -> str:
-    """A name for a batch's part files that depends only on the inputs it explained."""
+def part_key(keys: list[tuple[str, ...]]) -> str:
+    """A name for a batch's part files that depends only on the rows' keys (input and
+    settings), so a retried batch rewrites its own files."""
     digest = hashlib.sha256()
-    for source, sha in sorted(pairs):
-        digest.update(f"{source}\0{sha}\n".encode())
+    for key in sorted(keys):
+        digest.update(("\0".join(key) + "\n").encode())
     return digest.hexdigest()[:32]
 
 
@@ -159,6 +162,20 @@ def sums_to_npz(accumulator: BatchAccumulator) -> bytes:
     return buffer.getvalue()
 
 
+def sums_row_count(npz_path: Path) -> int:
+    """The number of inputs a part's sums file counts (its per-class counts added up).
+
+    Raises:
+        OSError, ValueError, KeyError: a missing, truncated or foreign sums file.
+    """
+    with np.load(npz_path, allow_pickle=False) as sums:
+        arrays = {name: sums[name] for name in SUMS_ARRAYS}
+    length = len(arrays["class_indices"])
+    if any(len(array) != length for array in arrays.values()):
+        raise ValueError(f"{npz_path.name}: arrays of different lengths")
+    return int(arrays["class_counts"].sum())
+
+
 def add_sums(accumulator: BatchAccumulator, npz_path: Path) -> None:
     """Fold a part's sums (``sums_to_npz``) into the driver's accumulator."""
     with np.load(npz_path, allow_pickle=False) as sums:
@@ -176,8 +193,10 @@ def add_sums(accumulator: BatchAccumulator, npz_path: Path) -> None:
                 mean.count += int(counts[position])
 
 
-def result_row(record: ImageRecord, sha: str, summary: dict[str, Any]) -> dict[str, Any]:
-    """One results.parquet row."""
+def result_row(
+    record: ImageRecord, sha: str, summary: dict[str, Any], settings: str
+) -> dict[str, Any]:
+    """One results.parquet row (``settings``: the run's ``settings_key``)."""
     top = record.top_predictions
     return {
         "path": record.source,
@@ -195,6 +214,7 @@ def result_row(record: ImageRecord, sha: str, summary: dict[str, Any]) -> dict[s
         "recognised": record.recognised,
         "open_set_score": record.open_set_score,
         **summary,
+        "settings": settings,
     }
 
 
@@ -246,9 +266,11 @@ class ExplainActor:
         options: the run's ``BatchOptions`` (top-k, colours, overlay scale).
         output_dir: where overlays and part files go (shared storage on a cluster).
         overlay_names: source -> overlay file name, chosen by the driver.
-        done: a one-element list holding the ObjectRef of the (source, sha256) pairs already
-            explained in this output folder (a list, so Ray passes the ref, not its value).
+        done: a one-element list holding the ObjectRef of the row keys (source, sha256, label,
+            settings) already explained in this output folder (a list, so Ray passes the ref,
+            not its value).
         cpus: CPUs reserved for the actor (TensorFlow's threads).
+        settings: the run's ``settings_key``, stored with every row.
     """
 
     def __init__(
@@ -262,6 +284,7 @@ class ExplainActor:
         overlay_names: list[Any],
         done: list[Any],
         cpus: int,
+        settings: str,
     ) -> None:
         import ray
 
@@ -275,7 +298,8 @@ class ExplainActor:
         self.options = options
         self.output_dir = Path(output_dir)
         self.namer = _FixedNamer(self.output_dir / OVERLAYS_DIR, ray.get(overlay_names[0]))
-        self.done: frozenset[tuple[str, str]] = ray.get(done[0])
+        self.done: frozenset[tuple[str, str, str, str]] = ray.get(done[0])
+        self.settings = settings
 
     def __call__(self, batch: Any) -> Any:
         """Explain a batch's new inputs; return one status row per input."""
@@ -292,7 +316,7 @@ class ExplainActor:
             except OSError as error:
                 statuses.append(_status(source, "", "failed", failure_reason(error)))
                 continue
-            if (source, sha) in self.done:
+            if (source, sha, row["true_class"] or "", self.settings) in self.done:
                 statuses.append(_status(source, sha, "skipped"))
                 continue
             hashes[source] = sha
@@ -328,10 +352,20 @@ class ExplainActor:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        key = part_key([(record.source, hashes[record.source]) for record in accumulator.records])
+        key = part_key(
+            [
+                (record.source, hashes[record.source], record.true_class or "", self.settings)
+                for record in accumulator.records
+            ]
+        )
         write_bytes_atomic(self.output_dir / SUMS_DIR / f"part-{key}.npz", sums_to_npz(accumulator))
         rows = [
-            result_row(record, hashes[record.source], accumulator.map_summary[record.source])
+            result_row(
+                record,
+                hashes[record.source],
+                accumulator.map_summary[record.source],
+                self.settings,
+            )
             for record in accumulator.records
         ]
         buffer = pa.BufferOutputStream()
@@ -375,5 +409,6 @@ def result_schema() -> Any:
             ("peak_col", pa.int64()),
             ("map_mean", pa.float64()),
             ("ink_share", pa.float64()),
+            ("settings", pa.string()),
         ]
     )

@@ -4,7 +4,8 @@
 |------|-----------------|------------------------------------------------------------------|
 | 0    | SUCCESS         | everything worked                                                |
 | 1    | ERROR           | another SketchError (message names the fix)                      |
-| 2    | USAGE           | bad command-line arguments (argparse)                            |
+| 2    | USAGE           | bad command-line arguments (argparse), a request the setup       |
+|      |                 | cannot meet, or an output folder another run holds               |
 | 3    | INVALID_IMAGE   | image missing, not an image, truncated, or no sketches found     |
 | 4    | MODEL_ERROR     | model missing, not a Keras model, unsafe, or not explainable     |
 | 5    | LABELS_ERROR    | label mapping missing, malformed, or not matching the model      |
@@ -30,6 +31,7 @@ from src.errors import (
     ModelLoadError,
     SketchError,
     UnknownClassError,
+    UsageError,
 )
 
 
@@ -58,6 +60,7 @@ _STATUS_BY_ERROR: tuple[tuple[type[SketchError], ExitStatus], ...] = (
     (UnknownClassError, ExitStatus.UNKNOWN_CLASS),
     (LayerNotFoundError, ExitStatus.LAYER_NOT_FOUND),
     (DataFormatError, ExitStatus.DATA_FORMAT),
+    (UsageError, ExitStatus.USAGE),
 )
 
 EXIT_CODES_HELP = "exit codes: " + ", ".join(

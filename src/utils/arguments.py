@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 
 
@@ -47,3 +48,19 @@ def bounded_int(minimum: int, maximum: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite float >= 0 (NaN and infinity refused)."""
+    value = float(text)
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite float > 0."""
+    value = non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value

@@ -20,6 +20,13 @@ An input is labelled when it sits in a folder named after a class (apple/x.png),
 one (apple.png, apple_2.png, smiley_face.png), or is a drawing whose record names its class.
 An unreadable file is listed with its reason and the batch goes on; the exit code is then
 PARTIAL_FAILURE (9) instead of SUCCESS (0).
+
+One run per output folder: a second run on a folder in use stops at once (exit 2) naming the
+holder's PID. Symlinked folders are followed only out of the input folder; loops are skipped and
+listed, and each real file is taken once. With --ray the folder is resumable: a rerun explains
+only inputs whose content or label changed, refuses (exit 2) a folder made with other settings
+(model, labels, method, layer, top_k, input convention, overlay look) unless --fresh, and sets
+damaged part files aside into damaged/, explaining their inputs again.
 """
 
 from __future__ import annotations
@@ -32,11 +39,12 @@ from typing import Any
 from src.batch.inputs import DEFAULT_MAX_PER_FILE, discover_sources, require_inputs
 from src.batch.local_runner import run_batch
 from src.batch.options import DEFAULT_BATCH_SIZE, DEFAULT_ORDER, BatchOptions, default_workers
+from src.batch.ray_cluster import DEFAULT_PLACEMENT_WAIT_S, parse_ray_address
 from src.cli.common import emit, load_engine, load_labels, prepare_output_dir
 from src.cli.exit_status import ExitStatus
 from src.evaluation.label_check import label_check_line
 from src.reports.batch_report import GALLERY_ORDERS
-from src.utils.arguments import positive_int, unit_float
+from src.utils.arguments import non_negative_float, positive_float, positive_int, unit_float
 
 # Parsing only: the job itself (inputs, explaining, outputs, report) is the library in src.batch.
 
@@ -109,6 +117,13 @@ def register(subparsers: Any) -> None:
         default=default_workers(),
         help="threads for decoding and writing files (default: half the cores, at most 4)",
     )
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start the output folder afresh when its results were made with other settings "
+        "(model, labels, method, layer, top_k, input convention, overlay look); without it "
+        "such a folder is refused (exit 2)",
+    )
     add_ray_options(parser)
     parser.set_defaults(handler=run)
 
@@ -120,6 +135,7 @@ def add_ray_options(parser: argparse.ArgumentParser) -> None:
         nargs="?",
         const="",
         default=None,
+        type=_ray_address,
         metavar="ADDRESS",
         help="explain on Ray (pip install -e '.[ray]'): alone, a local Ray on this machine's "
         "cores; with an address (host:6379 or auto), join that cluster. Output gains "
@@ -145,9 +161,18 @@ def add_ray_options(parser: argparse.ArgumentParser) -> None:
         "--ray_gpus_per_actor",
         "--ray-gpus-per-actor",
         dest="ray_gpus_per_actor",
-        type=float,
+        type=non_negative_float,
         default=0.0,
         help="GPUs each replica reserves (default 0; 0.5 puts two replicas on one GPU)",
+    )
+    parser.add_argument(
+        "--ray_wait",
+        "--ray-wait",
+        dest="ray_wait",
+        type=positive_float,
+        default=DEFAULT_PLACEMENT_WAIT_S,
+        help="seconds to wait for the cluster to place the actor pool; past it the run stops "
+        "(exit 2) saying what the cluster has (default 60)",
     )
 
 
@@ -169,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
         overlay_scale=args.overlay_scale,
         confusion_figure=args.confusion_figure,
         order=args.order,
+        fresh=args.fresh,
     )
     if args.ray is not None:
         # Imported here: ray stays out of every run that does not ask for it.
@@ -179,6 +205,8 @@ def run(args: argparse.Namespace) -> int:
             actors=args.ray_actors,
             cpus_per_actor=args.ray_cpus_per_actor,
             gpus_per_actor=args.ray_gpus_per_actor,
+            placement_wait_s=args.ray_wait,
+            verbose=args.verbose,
         )
         summary = run_ray_batch(
             engine, discovery, args.images_dir, output_dir, options, ray_options
@@ -202,7 +230,29 @@ def run(args: argparse.Namespace) -> int:
         )
     if (warning := label_check_line(summary["label_check"])) is not None:
         sys.stderr.write(warning + "\n")
+    if summary["skipped_links"]:
+        emit(
+            f"Skipped symlinked folders (loops or walked already): {_listed(summary['skipped_links'])}"
+        )
     for failure in summary["failures"][:10]:
         emit(f"  failed: {failure['source']}: {failure['reason']}")
+    if summary.get("ray", {}).get("set_aside"):
+        emit(
+            f"Set aside damaged parts (inputs explained again): {_listed(summary['ray']['set_aside'])}"
+        )
     emit(f"Report: {output_dir / 'report.html'}")
     return ExitStatus.PARTIAL_FAILURE if summary["failed"] else ExitStatus.SUCCESS
+
+
+def _listed(names: list[str], shown: int = 5) -> str:
+    """The first few names, comma-separated, and how many more."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
+def _ray_address(text: str) -> str:
+    """argparse type of ``--ray``: "" (a local Ray), "auto" or host:port."""
+    try:
+        return parse_ray_address(text) or ""
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
