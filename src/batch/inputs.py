@@ -14,13 +14,17 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from src.config import IMAGE_SIZE
 from src.data.labels import LabelMap
 from src.data.preprocess import IMAGE_SUFFIXES
 from src.errors import InvalidImageError, SketchError
+
+if TYPE_CHECKING:
+    from src.data.input_spec import InputSpec
 
 DRAWING_SUFFIXES = (".ndjson",)
 BITMAP_SUFFIXES = (".npy",)
@@ -45,8 +49,10 @@ class InputOrigin:
     path: Path
     record: Any = None
 
-    def decode(self, size: int) -> np.ndarray:
+    def decode(self, size: int = IMAGE_SIZE, spec: InputSpec | None = None) -> np.ndarray:
         """The model input (size, size, 1) of this sketch: the one decoding step of every runner.
+
+        With ``spec``, the input in that model's size, channels, ink and value range instead.
 
         Raises:
             SketchError, OSError, ValueError: an unreadable input (listed as a failure).
@@ -58,10 +64,10 @@ class InputOrigin:
         )
 
         if self.kind == "image":
-            return image_file_to_model_input(self.path, size)
+            return image_file_to_model_input(self.path, size, spec=spec)
         if self.kind == "drawing":
-            return strokes_to_model_input(self.record, size)
-        return to_model_input(self.record, size=size)
+            return strokes_to_model_input(self.record, size, spec=spec)
+        return to_model_input(self.record, size=size, spec=spec)
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ COMMAND_MODULES = [
     "evaluate_explanations",
     "monitor",
     "audit",
+    "probe_input",
 ]
 
 

@@ -51,6 +51,7 @@ def load_model_and_labels(
     model_path: str | Path,
     labels: LabelMap | str | Path,
     declared_output: str | None = None,
+    image_size: int | None = 64,
 ) -> tuple[Any, LabelMap]:
     """A sketch model (``src.models.io.load_model``, input shape checked) and its label map.
 
@@ -61,6 +62,8 @@ def load_model_and_labels(
         labels: a loaded LabelMap, or the path of its JSON file.
         declared_output: "probabilities" or "logits" when the model cannot tell; default the
             ``"output"`` field of the model card beside the model.
+        image_size: the square side the caller feeds; None accepts any size the model's input
+            convention describes (callers that encode with an ``InputSpec``).
 
     Raises:
         ModelLoadError, LabelMappingError: with the fix in the message.
@@ -69,8 +72,7 @@ def load_model_and_labels(
     from src.models.sketch_model import output_kind, with_probabilities
 
     model = load_model(model_path)
-    # The sketches reach this path as 64x64 grey images.
-    check_sketch_input(model, image_size=64, source=model_path)
+    check_sketch_input(model, image_size=image_size, source=model_path)
     declared = declared_output or declared_output_kind(model_path)
     model = with_probabilities(model, output_kind(model, declared, source=model_path))
     return model, labels if isinstance(labels, LabelMap) else LabelMap.load(labels)
