@@ -192,6 +192,16 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 # --- Browser tests: one live server and one Chromium for the session ---------------------------
 
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the browser tests last, keeping their order.
+
+    Playwright's sync API holds an event loop on the main thread from the first browser test
+    until the session ends; a later test calling asyncio.run() would find it running.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
