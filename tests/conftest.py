@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -183,3 +188,108 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "bitmaps").mkdir()
     np.save(root / "bitmaps" / "plus.npy", bitmaps.reshape(30, 784))
     return root
+
+
+# --- Browser tests: one live server and one Chromium for the session ---------------------------
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the browser tests last, keeping their order.
+
+    Playwright's sync API holds an event loop on the main thread from the first browser test
+    until the session ends; a later test calling asyncio.run() would find it running.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+SERVER_START_WITHIN_S = 240
+
+
+def require_chromium() -> None:
+    """Skip without Chromium on a workstation; in CI (CI=true) its absence is a failure."""
+    if CHROMIUM.exists():
+        return
+    message = f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def server_url(sketch_model_path: Path, sketch_labels_path: Path) -> Iterator[str]:
+    """``python -m src.web`` on a free loopback port, shared by every browser test file."""
+    import httpx
+
+    require_chromium()
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "src.web",
+        "--model_path",
+        str(sketch_model_path),
+        "--label_mapping",
+        str(sketch_labels_path),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log_level",
+        "warning",
+    ]
+    server = subprocess.Popen(
+        command,
+        cwd=Path(__file__).resolve().parent.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        # Generous: on a busy 2-core machine the server's TensorFlow start alone can take minutes.
+        deadline = time.monotonic() + SERVER_START_WITHIN_S
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                output = server.stdout.read().decode() if server.stdout else ""
+                pytest.fail(f"server exited with {server.returncode}: {output}")
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            pytest.fail(f"server did not answer /health within {SERVER_START_WITHIN_S} s")
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+@pytest.fixture(scope="session")
+def browser(server_url: str) -> Iterator[object]:
+    """One headless Chromium for the session (each test opens its own page or context)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

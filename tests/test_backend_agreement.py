@@ -4,7 +4,8 @@ The zoo (tests/backend_zoo.py: Functional, Sequential, nested, legacy .h5, softm
 Activation, Dense(softmax), BatchNorm, Dropout) and the shipped model are explained here on
 the test process's backend (TensorFlow by default), and in a subprocess per other installed
 backend (KERAS_BACKEND=jax, =torch); every method's maps must agree to 1e-4. JAX is a dev
-dependency, so it always runs; PyTorch runs where it is installed (the ``torch`` extra).
+dependency, so it always runs; PyTorch runs where it is installed (the ``torch`` extra). The
+oracle checks this process's maps and JAX's (from the same one JAX subprocess) by hand.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,36 +71,6 @@ def bilinear(maps: np.ndarray, size: int) -> np.ndarray:
     return result
 
 
-@pytest.mark.parametrize("name", [*BUILDERS, "legacy_h5"])
-def test_gradcam_equals_the_oracle(zoo: dict[str, Any], name: str) -> None:
-    """Grad-CAM and HiResCAM of a fixed class equal a hand computation.
-
-    Every zoo model ends target -> global average pool -> (Dropout) -> Dense, so the gradient
-    of logit c is W[k, c] / (h w) at every position; both maps are then A @ W[:, c], whatever
-    the softmax's form. Activations come from Keras' own forward of the target layer.
-    """
-    import keras
-
-    from src.visualization.gradcam import load_model_for_gradcam
-
-    model = load_model_for_gradcam(zoo["paths"][name])
-    network = model.layers[-1] if name == "nested" else model
-    dense = [layer for layer in network.layers if type(layer).__name__ == "Dense"][-1]
-    probe = keras.Model(network.inputs, network.get_layer("target").output)
-    activations = np.asarray(probe.predict(zoo["images"]["zoo"], verbose=0), np.float64)
-    kernel = dense.get_weights()[0].astype(np.float64)
-    lit = 0
-    for index, activation in enumerate(activations):
-        raw = np.maximum(activation @ kernel[:, FIXED_CLASS], 0.0)
-        upsampled = bilinear(raw, activation.shape[0])
-        expected = upsampled / upsampled.max() if upsampled.max() > 0 else upsampled
-        lit += int(expected.max() > 0)
-        for method in ("gradcam", "hirescam"):
-            heatmap = zoo["maps"][f"{name}/{method}/class"][index]
-            assert np.abs(heatmap - expected).max() <= AGREEMENT, (name, method, index)
-    assert lit >= 2, "the zoo's images must light up the class's map (not all-zero maps)"
-
-
 def other_backends() -> list[str]:
     """The installed Keras backends other than this process's."""
     import keras
@@ -115,17 +87,34 @@ def other_backends() -> list[str]:
 REFERENCE_BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
 
 
-@pytest.mark.parametrize(
-    "backend", [name for name in ("tensorflow", "jax", "torch") if name != REFERENCE_BACKEND]
-)
-@pytest.mark.slow
-def test_every_backend_gives_the_same_maps(
-    zoo: dict[str, Any], backend: str, tmp_path: Path
-) -> None:
-    """Each other backend, in its own process, reproduces every map and probability."""
+# The oracle runs on this process's backend and on JAX (a dev dependency) in one pytest run;
+# JAX's maps come from the subprocess the agreement test below compares, started once.
+ORACLE_BACKENDS = [
+    pytest.param(backend, marks=[] if backend == REFERENCE_BACKEND else [pytest.mark.slow])
+    for backend in dict.fromkeys([REFERENCE_BACKEND, "jax"])
+]
+
+
+@pytest.fixture(scope="module")
+def maps_on(
+    zoo: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str], dict[str, np.ndarray]]:
+    """backend -> every map of the zoo on it: this process's, or one subprocess's per backend."""
+    computed = {REFERENCE_BACKEND: zoo["maps"]}
+
+    def maps(backend: str) -> dict[str, np.ndarray]:
+        if backend not in computed:
+            computed[backend] = run_backend_worker(zoo, backend, tmp_path_factory.mktemp(backend))
+        return computed[backend]
+
+    return maps
+
+
+def run_backend_worker(zoo: dict[str, Any], backend: str, directory: Path) -> dict[str, np.ndarray]:
+    """tests/backend_worker.py with KERAS_BACKEND=backend: the zoo's maps on that backend."""
     if backend not in other_backends():
         pytest.skip(f"{backend} is not installed (pip install -e '.[{backend}]')")
-    output = tmp_path / f"{backend}.npz"
+    output = directory / f"{backend}.npz"
     completed = subprocess.run(
         [
             sys.executable,
@@ -143,7 +132,52 @@ def test_every_backend_gives_the_same_maps(
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert completed.stdout.strip().splitlines()[-1] == backend
-    theirs = dict(np.load(output))
+    return dict(np.load(output))
+
+
+@pytest.mark.parametrize("backend", ORACLE_BACKENDS)
+@pytest.mark.parametrize("name", [*BUILDERS, "legacy_h5"])
+def test_gradcam_equals_the_oracle(
+    zoo: dict[str, Any], maps_on: Callable[[str], dict[str, np.ndarray]], name: str, backend: str
+) -> None:
+    """Grad-CAM and HiResCAM of a fixed class equal a hand computation, on each backend.
+
+    Every zoo model ends target -> global average pool -> (Dropout) -> Dense, so the gradient
+    of logit c is W[k, c] / (h w) at every position; both maps are then A @ W[:, c], whatever
+    the softmax's form. Activations come from Keras' own forward of the target layer.
+    """
+    import keras
+
+    from src.visualization.gradcam import load_model_for_gradcam
+
+    maps = maps_on(backend)
+    model = load_model_for_gradcam(zoo["paths"][name])
+    network = model.layers[-1] if name == "nested" else model
+    dense = [layer for layer in network.layers if type(layer).__name__ == "Dense"][-1]
+    probe = keras.Model(network.inputs, network.get_layer("target").output)
+    activations = np.asarray(probe.predict(zoo["images"]["zoo"], verbose=0), np.float64)
+    kernel = dense.get_weights()[0].astype(np.float64)
+    lit = 0
+    for index, activation in enumerate(activations):
+        raw = np.maximum(activation @ kernel[:, FIXED_CLASS], 0.0)
+        upsampled = bilinear(raw, activation.shape[0])
+        expected = upsampled / upsampled.max() if upsampled.max() > 0 else upsampled
+        lit += int(expected.max() > 0)
+        for method in ("gradcam", "hirescam"):
+            heatmap = maps[f"{name}/{method}/class"][index]
+            assert np.abs(heatmap - expected).max() <= AGREEMENT, (backend, name, method, index)
+    assert lit >= 2, "the zoo's images must light up the class's map (not all-zero maps)"
+
+
+@pytest.mark.parametrize(
+    "backend", [name for name in ("tensorflow", "jax", "torch") if name != REFERENCE_BACKEND]
+)
+@pytest.mark.slow
+def test_every_backend_gives_the_same_maps(
+    zoo: dict[str, Any], maps_on: Callable[[str], dict[str, np.ndarray]], backend: str
+) -> None:
+    """Each other backend, in its own process, reproduces every map and probability."""
+    theirs = maps_on(backend)
     assert sorted(theirs) == sorted(zoo["maps"])
     differences = {
         key: float(np.abs(theirs[key] - ours).max()) for key, ours in zoo["maps"].items()

@@ -1,7 +1,8 @@
 """The command-line tools as docs/usage_guide.md runs them: scripts/gradcam_analysis.py and predict.py.
 
-A few subprocess runs prove the guide's commands work verbatim from the repository root; the
-rest runs in-process through ``main([...])`` (a TensorFlow start costs seconds per subprocess).
+Two subprocess runs prove the guide's two scripts work verbatim from the repository root; the
+rest runs in-process through ``main([...])`` with the same arguments (a TensorFlow start costs
+seconds per subprocess).
 Expected values come from the model's own ``predict``, not from the CLI's code.
 """
 
@@ -110,7 +111,6 @@ def test_spec_single_command_runs_from_the_repository_root(
     assert "Predicted:" in completed.stdout
 
 
-@pytest.mark.slow
 def test_spec_custom_layer_command_uses_that_layer(
     sketch_model_path: Path,
     sketch_labels_path: Path,
@@ -120,25 +120,19 @@ def test_spec_custom_layer_command_uses_that_layer(
 ) -> None:  # type: ignore[no-untyped-def]
     image = sketch_model_dir / "sketches" / "circle" / "0.png"
     output = tmp_path / "layer_analysis"
-    completed = run_script(
-        "scripts/gradcam_analysis.py",
-        "--model",
-        sketch_model_path,
-        "--labels",
-        sketch_labels_path,
-        "--layer",
-        "conv2_2",
-        "--output",
-        output,
-        "single",
-        "--image",
-        image,
-    )
-    assert completed.returncode == 0, completed.stderr
+    status = main(
+        [
+            "--model", str(sketch_model_path),
+            "--labels", str(sketch_labels_path),
+            "--layer", "conv2_2",
+            "--output", str(output),
+            "single", "--image", str(image),
+        ]
+    )  # fmt: skip
+    assert status == ExitStatus.SUCCESS
     assert check_single_outputs(output, image, keras_model)["layer"] == "conv2_2"
 
 
-@pytest.mark.slow
 def test_spec_class_command_writes_the_class_analysis(
     sketch_model_path: Path,
     sketch_labels_path: Path,
@@ -148,16 +142,13 @@ def test_spec_class_command_writes_the_class_analysis(
 ) -> None:  # type: ignore[no-untyped-def]
     image = sketch_model_dir / "sketches" / "line" / "0.png"
     output = tmp_path / "class_analysis"
-    completed = run_script(
-        "scripts/gradcam_analysis.py",
-        *engine_args(sketch_model_path, sketch_labels_path, output),
-        "class",
-        "--image",
-        image,
-        "--class_name",
-        "circle",
-    )
-    assert completed.returncode == 0, completed.stderr
+    status = main(
+        [
+            *engine_args(sketch_model_path, sketch_labels_path, output),
+            "class", "--image", str(image), "--class_name", "circle",
+        ]
+    )  # fmt: skip
+    assert status == ExitStatus.SUCCESS
     analysis = json.loads((output / "class_analysis_circle.json").read_text())
     expected_index, probabilities = model_argmax(keras_model, image)
     assert analysis["target_class"] == "circle" and analysis["target_class_index"] == 0
@@ -180,7 +171,6 @@ def batch_folder(sketch_model_dir: Path, tmp_path: Path) -> Path:
     return folder
 
 
-@pytest.mark.slow
 def test_spec_batch_command_finishes_despite_a_corrupt_file(
     sketch_model_path: Path,
     sketch_labels_path: Path,
@@ -189,14 +179,13 @@ def test_spec_batch_command_finishes_despite_a_corrupt_file(
     tmp_path: Path,
 ) -> None:  # type: ignore[no-untyped-def]
     output = tmp_path / "batch_results"
-    completed = run_script(
-        "scripts/gradcam_analysis.py",
-        *engine_args(sketch_model_path, sketch_labels_path, output),
-        "batch",
-        "--images_dir",
-        batch_folder,
-    )
-    assert completed.returncode == ExitStatus.PARTIAL_FAILURE, completed.stderr
+    status = main(
+        [
+            *engine_args(sketch_model_path, sketch_labels_path, output),
+            "batch", "--images_dir", str(batch_folder),
+        ]
+    )  # fmt: skip
+    assert status == ExitStatus.PARTIAL_FAILURE
     summary = json.loads((output / "batch_summary.json").read_text())
     images = sorted(path for path in batch_folder.rglob("*.png") if path.name != "broken.png")
     assert summary["succeeded"] == len(images) and summary["failed"] == 1

@@ -1,35 +1,25 @@
-"""The explanation subcommands, run as the user runs them (subprocesses) and in-process."""
+"""The explanation subcommands, run in-process through ``main([...])`` with their exit codes.
+
+The scripts' real start-up (quiet stderr, exit codes of the process) is checked once in
+tests/test_cli.py and tests/test_cli_quiet.py; here a subprocess would only add a TensorFlow start.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from src.config import PROJECT_ROOT
+from src.cli.gradcam_analysis import main
 from tests.conftest import STROKES_BY_CLASS, TINY_CLASSES
 
-# Subprocesses, training or long fuzzing: `make test-fast` leaves these out.
-pytestmark = pytest.mark.slow
 
-SCRIPT = PROJECT_ROOT / "scripts" / "gradcam_analysis.py"
-
-
-def run_cli(*arguments: str | Path) -> subprocess.CompletedProcess[str]:
-    """Run scripts/gradcam_analysis.py in a subprocess with TensorFlow quiet."""
-    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "MPLBACKEND": "Agg"}
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *map(str, arguments)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=environment,
-        cwd=PROJECT_ROOT,
-    )
+def run_cli(capsys: pytest.CaptureFixture[str], *arguments: str | Path) -> tuple[int, str]:
+    """Run the CLI's ``main`` as scripts/gradcam_analysis.py does: its exit code and stderr."""
+    capsys.readouterr()
+    status = main([str(argument) for argument in arguments])
+    return status, capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
@@ -47,30 +37,32 @@ def stroke_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_compare_default_top_two_and_unknown_class(
-    sketch_model_path, sketch_labels_path, sketch_model_dir, tmp_path
+    sketch_model_path, sketch_labels_path, sketch_model_dir, tmp_path, capsys
 ) -> None:  # type: ignore[no-untyped-def]
     image = sketch_model_dir / "sketches" / "circle" / "0.png"
     common = ["--model", sketch_model_path, "--labels", sketch_labels_path, "--output", tmp_path]
-    done = run_cli(*common, "compare", "--image", image)
-    assert done.returncode == 0, done.stderr
+    status, error = run_cli(capsys, *common, "compare", "--image", image)
+    assert status == 0, error
     (summary_file,) = tmp_path.glob("compare_*_vs_*.json")
     summary = json.loads(summary_file.read_text())
     assert summary["logit_margin"] >= 0 and (tmp_path / summary["figure"]).is_file()
-    failed = run_cli(*common, "compare", "--image", image, "--classes", "circle", "dragon")
-    assert failed.returncode == 6 and "dragon" in failed.stderr
+    status, error = run_cli(
+        capsys, *common, "compare", "--image", image, "--classes", "circle", "dragon"
+    )
+    assert status == 6 and "dragon" in error
 
 
 def test_strokes_and_timeline_write_json_and_png(
-    sketch_model_path, sketch_labels_path, stroke_data, tmp_path
+    sketch_model_path, sketch_labels_path, stroke_data, tmp_path, capsys
 ) -> None:  # type: ignore[no-untyped-def]
     common = ["--model", sketch_model_path, "--labels", sketch_labels_path, "--output", tmp_path]
-    done = run_cli(*common, "strokes", "--drawing", stroke_data / "square.ndjson", "--index", 1)
-    assert done.returncode == 0, done.stderr
+    status, error = run_cli(
+        capsys, *common, "strokes", "--drawing", stroke_data / "square.ndjson", "--index", 1
+    )
+    assert status == 0, error
     strokes = json.loads((tmp_path / "strokes.json").read_text())
     assert len(strokes["strokes"]) == 2 and (tmp_path / "strokes.png").stat().st_size > 0
     assert sum(stroke["share"] for stroke in strokes["strokes"]) == pytest.approx(1.0, abs=1e-3)
-
-    from src.cli.gradcam_analysis import main
 
     assert main([*map(str, common), "timeline", "--drawing", str(stroke_data / "line.ndjson")]) == 0
     timeline = json.loads((tmp_path / "timeline.json").read_text())
@@ -83,10 +75,11 @@ def test_strokes_and_timeline_write_json_and_png(
 
 
 def test_evaluate_explanations_and_monitor(
-    sketch_model_path, sketch_labels_path, stroke_data, tmp_path
+    sketch_model_path, sketch_labels_path, stroke_data, tmp_path, capsys
 ) -> None:  # type: ignore[no-untyped-def]
     common = ["--model", sketch_model_path, "--labels", sketch_labels_path, "--output", tmp_path]
-    done = run_cli(
+    status, error = run_cli(
+        capsys,
         *common,
         "evaluate-explanations",
         "--data",
@@ -101,7 +94,7 @@ def test_evaluate_explanations_and_monitor(
         "--randomise",
         "1",
     )
-    assert done.returncode == 0, done.stderr
+    assert status == 0, error
     report = json.loads((tmp_path / "faithfulness.json").read_text())
     assert [curve["method"] for curve in report["curves"]] == ["gradcam", "hirescam", "random"]
     assert len(report["randomisation"]) == 2 and report["images"] == 6
@@ -116,8 +109,10 @@ def test_evaluate_explanations_and_monitor(
             name,
             log_path=log,
         )
-    done = run_cli("--output", tmp_path / "monitor", "monitor", "--log", log, "--bucket", "day")
-    assert done.returncode == 0, done.stderr
+    status, error = run_cli(
+        capsys, "--output", tmp_path / "monitor", "monitor", "--log", log, "--bucket", "day"
+    )
+    assert status == 0, error
     summary = json.loads((tmp_path / "monitor" / "monitor_summary.json").read_text())
     assert summary["records"] == 3
     assert summary["low_confidence_classes"][0] == {
@@ -127,5 +122,7 @@ def test_evaluate_explanations_and_monitor(
         "mean_grid": [[0.5] * 8] * 8,
     }
     assert (tmp_path / "monitor" / "monitor_summary.html").read_text().startswith("<!doctype")
-    missing = run_cli("--output", tmp_path, "monitor", "--log", tmp_path / "none.jsonl")
-    assert missing.returncode == 8 and "not found" in missing.stderr
+    status, error = run_cli(
+        capsys, "--output", tmp_path, "monitor", "--log", tmp_path / "none.jsonl"
+    )
+    assert status == 8 and "not found" in error

@@ -247,8 +247,13 @@ def test_an_actor_killed_mid_run_is_replaced_and_every_input_is_explained_once(
 
 
 def test_ray_stays_out_of_start_up_and_its_absence_is_one_line(
-    sketch_model_dir: Path, inputs: Path, tmp_path: Path
+    sketch_model_dir: Path,
+    inputs: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    # A fresh process: this one has imported Ray already.
     code = (
         "import sys; from src.cli.gradcam_analysis import build_parser; build_parser(); "
         "import src.cli.commands.batch; print('ray' in sys.modules)"
@@ -257,17 +262,12 @@ def test_ray_stays_out_of_start_up_and_its_absence_is_one_line(
         [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
     )
     assert loaded.stdout.strip() == "False"
-    hide_ray = (
-        "import sys; sys.modules['ray'] = None; from src.cli.gradcam_analysis import main; "
-        f"sys.exit(main(['--model', {str(sketch_model_dir / 'model.h5')!r}, '--labels', "
-        f"{str(sketch_model_dir / 'label_mapping.json')!r}, '--output', {str(tmp_path)!r}, "
-        f"'batch', '--images_dir', {str(inputs)!r}, '--ray']))"
-    )
-    missing = subprocess.run(
-        [sys.executable, "-c", hide_ray], cwd=PROJECT_ROOT, capture_output=True, text=True
-    )
-    assert missing.returncode == ExitStatus.ERROR
-    assert missing.stderr.strip().splitlines() == [
+    # None in sys.modules makes ``import ray`` raise ImportError, as when Ray is not installed.
+    monkeypatch.setitem(sys.modules, "ray", None)
+    capsys.readouterr()
+    status = batch(sketch_model_dir, inputs, tmp_path / "out", "--ray")
+    assert status == ExitStatus.ERROR
+    assert capsys.readouterr().err.strip().splitlines() == [
         "gradcam_analysis: error: --ray needs Ray: install with pip install -e '.[ray]'"
     ]
 

@@ -1,15 +1,14 @@
-"""The drawing page in headless Chromium against a live uvicorn server on the small model."""
+"""The drawing page in headless Chromium against a live uvicorn server on the small model.
+
+The server and Chromium (fixtures ``server_url`` and ``browser`` in tests/conftest.py) are
+started once per session and shared with the other browser test files.
+"""
 
 from __future__ import annotations
 
 import math
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -18,90 +17,6 @@ import pytest
 from tests.conftest import TINY_CLASSES
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def require_chromium() -> None:
-    """Skip without Chromium on a workstation; in CI (CI=true) its absence is a failure."""
-    if CHROMIUM.exists():
-        return
-    message = f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def server_url(sketch_model_path: Path, sketch_labels_path: Path) -> Iterator[str]:
-    """``python -m src.web`` on a free loopback port, stopped after the module."""
-    require_chromium()
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "src.web",
-        "--model_path",
-        str(sketch_model_path),
-        "--label_mapping",
-        str(sketch_labels_path),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log_level",
-        "warning",
-    ]
-    server = subprocess.Popen(
-        command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if server.poll() is not None:
-                output = server.stdout.read().decode() if server.stdout else ""
-                pytest.fail(f"server exited with {server.returncode}: {output}")
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("server did not answer /health within 90 s")
-        yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-
-
-@pytest.fixture(scope="module")
-def browser(server_url: str) -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def draw_circle(page, selector: str = "#sketch-canvas") -> None:  # type: ignore[no-untyped-def]

@@ -1,8 +1,5 @@
 """The drawing page as a person uses it: a steady layout, one verdict, errors in view (Chromium)."""
 
-# The shared fixtures (browser, server_url) are imported, and tests take them as arguments.
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import base64
@@ -15,13 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.test_web_browser import (  # noqa: F401  (browser and server_url are fixtures)
-    answers_with,
-    browser,
-    draw_circle,
-    draw_line,
-    server_url,
-)
+from tests.test_web_browser import answers_with, draw_circle, draw_line
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

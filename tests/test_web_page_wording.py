@@ -1,8 +1,5 @@
 """The drawing page's words, contrast and small controls, in headless Chromium."""
 
-# The shared fixtures (browser, server_url) are imported, and tests take them as arguments.
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import re
@@ -10,12 +7,7 @@ import re
 import pytest
 
 from tests.conftest import TINY_CLASSES
-from tests.test_web_browser import (  # noqa: F401  (browser and server_url are fixtures)
-    browser,
-    draw_circle,
-    draw_line,
-    server_url,
-)
+from tests.test_web_browser import draw_circle, draw_line
 from tests.test_web_page_use import ANSWER_SHOWN, answers_with, open_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -95,40 +95,55 @@ def _stalled_uploads(port: int, count: int) -> list[socket.socket]:
     return stalled
 
 
-@pytest.fixture()
-def server(sketch_model_path: Path, sketch_labels_path: Path) -> Iterator[tuple]:
-    """A two-worker server in its own process group, ready; its PID, port and started children."""
+def _launch(model: Path, labels: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A two-worker server in its own process group, just started; the process and its port."""
     port = _free_port()
-    command = [sys.executable, "-m", "src.web", "--model_path", str(sketch_model_path)]
-    command += ["--label_mapping", str(sketch_labels_path), "--port", str(port)]
+    command = [sys.executable, "-m", "src.web", "--model_path", str(model)]
+    command += ["--label_mapping", str(labels), "--port", str(port)]
     command += ["--workers", "2", "--log_level", "warning"]
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     environment["SKETCH_SHUTDOWN_GRACE_S"] = str(GRACE_S)
-    process = subprocess.Popen(command, env=environment, start_new_session=True)
+    return subprocess.Popen(command, env=environment, start_new_session=True), port
+
+
+def _wait_until_ready(process: subprocess.Popen[bytes], port: int) -> set[int]:
+    """Wait until the server answers; the children it started (its workers)."""
+    deadline = time.monotonic() + START_WITHIN_S
+    ready = 0
+    while ready < 2:  # two answers in a row: both workers have had time to load
+        assert process.poll() is None, "server exited during start-up"
+        try:
+            ready += _get_json(port, "GET", "/health")[0] == 200
+        except OSError:
+            ready = 0
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.5)
+    started = _descendants(process.pid)
+    assert len(started) >= 2  # the two workers (and multiprocessing's resource tracker)
+    return started
+
+
+@pytest.fixture(scope="module")
+def servers(sketch_model_path: Path, sketch_labels_path: Path) -> Iterator[list[tuple]]:
+    """Two servers, one for each test below, ready: PID, port and started children each.
+
+    Both start at once: each parent loads the model on one core before its workers start, so
+    side by side their start-ups overlap instead of queueing.
+    """
+    launched = [_launch(sketch_model_path, sketch_labels_path) for _ in range(2)]
     try:
-        deadline = time.monotonic() + START_WITHIN_S
-        ready = 0
-        while ready < 2:  # two answers in a row: both workers have had time to load
-            assert process.poll() is None, "server exited during start-up"
-            try:
-                ready += _get_json(port, "GET", "/health")[0] == 200
-            except OSError:
-                ready = 0
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.5)
-        started = _descendants(process.pid)
-        assert len(started) >= 2  # the two workers (and multiprocessing's resource tracker)
-        yield process, port, started
+        yield [(process, port, _wait_until_ready(process, port)) for process, port in launched]
     finally:
-        if process.poll() is None:
-            process.kill()
-        for pid in _left_of(process.pid, set()):
-            os.kill(pid, signal.SIGKILL)
+        for process, _ in launched:
+            if process.poll() is None:
+                process.kill()
+            for pid in _left_of(process.pid, set()):
+                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.mark.slow
-def test_sigterm_under_load_answers_in_flight_and_leaves_no_process(server: tuple) -> None:
-    process, port, started = server
+def test_sigterm_under_load_answers_in_flight_and_leaves_no_process(servers: list[tuple]) -> None:
+    process, port, started = servers[0]
     stop = threading.Event()
     answers: list[tuple[float, object]] = []
     clients = [threading.Thread(target=_hammer, args=(port, stop, answers)) for _ in range(6)]
@@ -157,8 +172,8 @@ def test_sigterm_under_load_answers_in_flight_and_leaves_no_process(server: tupl
 
 
 @pytest.mark.slow
-def test_workers_end_when_the_server_is_killed(server: tuple) -> None:
-    process, _, started = server
+def test_workers_end_when_the_server_is_killed(servers: list[tuple]) -> None:
+    process, _, started = servers[1]
     process.send_signal(signal.SIGKILL)
     process.wait(STOP_WITHIN_S)
     assert not _wait_until_gone(process.pid, started)
