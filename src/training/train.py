@@ -77,6 +77,8 @@ def _validate(config: TrainConfig) -> None:
     """Refuse configurations that cannot train, naming the flag to fix."""
     if not config.classes or len(config.classes) < 2:
         raise ValueError("train needs at least two classes (--classes a,b,...)")
+    # A repeated class name is refused here, before any data is read, as LabelMap refuses it.
+    LabelMap(tuple(config.classes))
     if config.bitmap_dir is None and config.strokes_dir is None and config.images_dir is None:
         raise ValueError("give at least one of --bitmap_dir, --strokes_dir, --images_dir")
     check_hyperparameters(
