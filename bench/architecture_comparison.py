@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from src.config import ModelConfig, TrainConfig
-from src.training.train import DEFAULT_CLASSES
+from src.training.arguments import DEFAULT_CLASSES
 
 # name, architecture, stage widths
 CANDIDATES = (
@@ -51,7 +51,7 @@ def compare(config: TrainConfig) -> list[dict[str, object]]:
 
     from src.models.architectures import build_model
     from src.training.checkpoint import BEST_FILENAME
-    from src.training.train import fit_model
+    from src.training.fit import fit_model
 
     rows = []
     for name, architecture, filters in CANDIDATES:

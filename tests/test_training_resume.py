@@ -97,11 +97,12 @@ def _assert_same_run(resumed: Path, uninterrupted: Path) -> None:
 def test_stopped_then_resumed_run_matches_an_uninterrupted_one(
     tiny_data: Path, tmp_path: Path, uninterrupted: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import src.training.fit as fit
     import src.training.train as training
 
     output_dir = tmp_path / "stopped"
     with monkeypatch.context() as patch:
-        patch.setattr(training, "_time_limit_callback", _stop_after(STOP_AFTER))
+        patch.setattr(fit, "time_limit_callback", _stop_after(STOP_AFTER))
         training.train(_config(tiny_data, output_dir, max_minutes=1.0))
     stopped_state, _ = _last_state(output_dir)
     assert stopped_state["epochs_done"] == STOP_AFTER
@@ -124,6 +125,7 @@ def test_ctrl_c_after_a_checkpoint_exits_130_and_resumes(
 ) -> None:
     import keras
 
+    import src.training.fit as fit
     import src.training.train as training
 
     class CtrlC(keras.callbacks.Callback):  # type: ignore[misc]
@@ -138,7 +140,7 @@ def test_ctrl_c_after_a_checkpoint_exits_130_and_resumes(
     (output_dir / "label_mapping.json").write_text('{"0": "a", "1": "b"}')
     config = _config(tiny_data, output_dir, max_minutes=1.0)
     with monkeypatch.context() as patch:
-        patch.setattr(training, "_time_limit_callback", lambda minutes: CtrlC())
+        patch.setattr(fit, "time_limit_callback", lambda minutes: CtrlC())
         patch.setattr(training, "config_from_args", lambda args: config)
         assert training.main(["--strokes_dir", "unused"]) == 130
     error = capsys.readouterr().err

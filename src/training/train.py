@@ -1,48 +1,42 @@
 """Train the sketch CNN: ``python -m src.training.train --bitmap_dir ... --strokes_dir ...``.
 
 Writes ``<output_dir>/best_model.h5`` (best validation accuracy), the label mapping and
-``<output_dir>/model_card.json``. Runs on any Keras 3 backend (augmentation is NumPy/Pillow).
+``<output_dir>/model_card.json`` together at the end; while it trains, the resumable state lives
+in ``<output_dir>/checkpoint/`` (``--resume <output_dir>``). Runs on any Keras 3 backend
+(augmentation is NumPy/Pillow). Errors end with one stderr line and the exit codes of
+``src/cli/exit_status.py``.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
-import os
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from src.cli.exit_status import EXIT_CODES_HELP, ExitStatus, run_guarded
-from src.config import ModelConfig, TrainConfig
+from src.cli.exit_status import ExitStatus, run_guarded
+from src.config import TrainConfig
 from src.data.labels import LabelMap
-from src.models.architectures import (
-    ARCHITECTURE_NAMES,
-    DEFAULT_ARCHITECTURE,
-    config_with_filters,
-)
 from src.models.io import load_model
-from src.training.batch_norm import recalibration_callback
+from src.training.arguments import (
+    build_parser,
+    config_from_args,
+    resumed_config,
+)
 from src.training.checkpoint import (
     BEST_FILENAME,
-    checkpoint_callbacks,
     checkpoint_dir,
     clear_checkpoint,
-    load_config,
-    read_state,
-    restore,
     save_config,
 )
 from src.training.dataset import (
     SketchData,
-    build_training_sequence,
     load_training_data,
-    soft_targets,
 )
+from src.training.fit import distribution, fit_model
 from src.training.guards import check_finite, check_hyperparameters, check_writable_folder
 from src.training.model_card import build_model_card
 from src.training.publish import copy_from, json_writer, publish_together
@@ -50,15 +44,7 @@ from src.utils.tensorflow_logging import configure_tensorflow_logging
 
 logger = logging.getLogger(__name__)
 
-# The shipped default: Google's 16 numpy_bitmap classes in shared/data, then the 8 stroke classes.
-DEFAULT_CLASSES = (
-    "airplane", "alarm clock", "apple", "banana", "bicycle", "bird", "book", "cat", "diamond",
-    "dog", "eye", "fish", "flower", "house", "rainbow", "train",
-    "teapot", "snowman", "smiley face", "necklace", "power outlet", "piano", "cake", "monkey",
-)  # fmt: skip
 MODEL_FILENAME = "best_model.h5"
-# What ``--resume`` may change; everything else comes from the stopped run's saved settings.
-RESUME_OVERRIDES = ("epochs", "max_minutes", "patience", "workers")
 CARD_FILENAME = "model_card.json"
 
 
@@ -111,129 +97,6 @@ def _validate(config: TrainConfig) -> None:
         check_backend()
 
 
-def _compile(model, config: TrainConfig, steps_per_epoch: int) -> None:  # type: ignore[no-untyped-def]
-    """Adam with cosine decay, sparse cross-entropy, top-1 and top-3 accuracy."""
-    import keras
-
-    schedule = keras.optimizers.schedules.CosineDecay(
-        config.learning_rate, decay_steps=max(config.epochs * steps_per_epoch, 1), alpha=0.02
-    )
-    # Soft targets: one-hot for known drawings, uniform for outliers (outlier exposure).
-    model.compile(
-        optimizer=keras.optimizers.Adam(
-            schedule, use_ema=config.ema_momentum > 0, ema_momentum=config.ema_momentum
-        ),
-        loss=keras.losses.CategoricalCrossentropy(),
-        metrics=[
-            keras.metrics.CategoricalAccuracy(name="accuracy"),
-            keras.metrics.TopKCategoricalAccuracy(k=3, name="top3"),
-        ],
-    )
-
-
-def _time_limit_callback(max_minutes: float):  # type: ignore[no-untyped-def]
-    """A callback that ends training once another epoch would cross ``max_minutes``.
-
-    The next epoch is assumed to last as long as the slowest so far, so a run given a time
-    budget ends inside it, with the last epoch's checkpoint ready for ``--resume``.
-    """
-    import keras
-
-    class TimeLimit(keras.callbacks.Callback):  # type: ignore[misc]
-        def on_train_begin(self, logs=None) -> None:  # type: ignore[no-untyped-def]
-            self.started = time.perf_counter()
-            self.slowest = 0.0
-
-        def on_epoch_begin(self, epoch, logs=None) -> None:  # type: ignore[no-untyped-def]
-            self.epoch_started = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None) -> None:  # type: ignore[no-untyped-def]
-            now = time.perf_counter()
-            self.slowest = max(self.slowest, now - self.epoch_started)
-            if now - self.started + self.slowest > max_minutes * 60:
-                logger.info(
-                    "time limit of %.1f minutes: stopping after epoch %d (resumable)",
-                    max_minutes,
-                    epoch + 1,
-                )
-                self.model.stop_training = True
-
-    return TimeLimit()
-
-
-def fit_model(  # type: ignore[no-untyped-def]
-    model, data: SketchData, config: TrainConfig, directory: Path, replicas: int = 1
-) -> dict:
-    """Run fit with early stopping, a best-checkpoint and a resumable checkpoint per epoch.
-
-    ``directory``: the checkpoint folder; with ``config.resume`` the run continues from the
-    state there. Returns the Keras history dict of every epoch, resumed ones included.
-    ``replicas``: devices sharing each batch; every batch (the last one of an epoch and the
-    validation batches included) then holds a multiple of it, so each device gets an equal part.
-    """
-    import keras
-
-    sequence = build_training_sequence(
-        data,
-        config.batch_size,
-        config.seed,
-        config.workers,
-        augment=config.augment,
-        outlier_weight=config.outlier_weight,
-        batch_multiple=replicas,
-    )
-    _compile(model, config, len(sequence))
-    state = read_state(directory) if config.resume else None
-    if state is not None:
-        restore(model, directory, state)
-        sequence.start_at_epoch(state["epochs_done"])
-    best_checkpoint = keras.callbacks.ModelCheckpoint(
-        str(directory / BEST_FILENAME), monitor="val_accuracy", mode="max", save_best_only=True
-    )
-    # The best model on disk is what train() evaluates and ships, so no in-memory copy is kept.
-    early_stopping = keras.callbacks.EarlyStopping(
-        monitor="val_accuracy", mode="max", patience=config.patience
-    )
-    save_weights, save_state = checkpoint_callbacks(
-        directory, state, early_stopping, best_checkpoint
-    )
-    # First: the raw weights are saved before SwapEMAWeights swaps the average in.
-    callbacks = [save_weights, keras.callbacks.TerminateOnNaN()]
-    # With a weight average, it is swapped in before validation and at each epoch's end, so the
-    # batch-norm recalibration, the checkpoint and early stopping all see the averaged weights.
-    if config.ema_momentum > 0:
-        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
-    # Before each validation: batch-norm statistics of the current weights, not of the
-    # weights of the last ~100 steps (see src/training/batch_norm.py).
-    callbacks += [
-        recalibration_callback(lambda index: sequence[index][0], len(sequence)),
-        best_checkpoint,
-        early_stopping,
-    ]
-    if config.max_minutes > 0:
-        callbacks.append(_time_limit_callback(config.max_minutes))
-    callbacks.append(save_state)
-    validation = data.validation
-    # A multiple of the replicas, so the last validation batch splits evenly too.
-    kept = len(validation.labels) - len(validation.labels) % replicas
-    model.fit(
-        sequence,
-        validation_data=(
-            validation.as_float()[:kept],
-            soft_targets(validation.labels[:kept], len(data.class_names)),
-        ),
-        validation_batch_size=config.batch_size,
-        epochs=config.epochs,
-        initial_epoch=state["epochs_done"] if state else 0,
-        # The sequence shuffles by (seed, epoch) itself; Keras's own shuffle of the batch order
-        # draws on Python's global generator, which a resumed process would not replay.
-        shuffle=False,
-        callbacks=callbacks,
-        verbose=2 if os.environ.get("SKETCH_PROGRESS_BAR", "") != "1" else 1,
-    )
-    return save_state.history
-
-
 def _add_open_set(card: dict, model, data: SketchData) -> None:  # type: ignore[no-untyped-def]
     """Choose and measure the "not sure" rule when outlier categories were loaded."""
     if data.outlier_validation is None or data.outlier_test is None:
@@ -241,23 +104,6 @@ def _add_open_set(card: dict, model, data: SketchData) -> None:  # type: ignore[
     from src.evaluation.open_set import open_set_card
 
     card["open_set"] = open_set_card(model, data)
-
-
-@contextlib.contextmanager
-def _distribution(config: TrainConfig) -> Iterator[int]:
-    """Data parallel over every local device with ``--distribute``, else one device."""
-    if not config.distribute:
-        yield 1
-        return
-    from src.training.distribute import data_parallel
-
-    with data_parallel(config.batch_size) as replicas:
-        logger.info(
-            "data parallel over %d devices, %d images each per batch",
-            replicas,
-            config.batch_size // replicas,
-        )
-        yield replicas
 
 
 def train(config: TrainConfig) -> TrainResult:
@@ -289,7 +135,7 @@ def train(config: TrainConfig) -> TrainResult:
     import keras
 
     keras.utils.set_random_seed(config.seed)
-    with _distribution(config) as replicas:
+    with distribution(config) as replicas:
         # Built inside the distribution's scope, so its variables are replicated on each device.
         model = _initial_model(config)
         history = fit_model(model, data, config, directory, replicas)
@@ -374,203 +220,11 @@ def evaluate_trained(config: TrainConfig, model_path: Path) -> TrainResult:
     return TrainResult(Path(model_path), Path(config.labels_path), card_path, {}, card["metrics"])
 
 
-def _widths(text: str) -> tuple[int, ...]:
-    """Parse ``--filters 48,96,192`` into positive stage widths."""
-    try:
-        widths = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
-        ) from None
-    if not widths or min(widths) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive stage widths, got {text!r}")
-    return widths
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command-line flags of ``python -m src.training.train``."""
-    defaults = TrainConfig()
-    parser = argparse.ArgumentParser(
-        description="Train the SketchCAM sketch classifier.", epilog=EXIT_CODES_HELP
-    )
-    parser.add_argument("--bitmap_dir", "--bitmap-dir", type=Path, help="folder of <class>.npy")
-    parser.add_argument(
-        "--strokes_dir", "--strokes-dir", type=Path, help="folder of <class>.ndjson"
-    )
-    parser.add_argument("--images_dir", "--images-dir", type=Path, help="folder of <class>/*.png")
-    parser.add_argument(
-        "--classes",
-        default=",".join(DEFAULT_CLASSES),
-        help="comma-separated class names, in output order (default: the 24)",
-    )
-    parser.add_argument("--epochs", type=int, default=defaults.epochs)
-    parser.add_argument("--batch_size", "--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument(
-        "--learning_rate", "--learning-rate", type=float, default=defaults.learning_rate
-    )
-    parser.add_argument("--output_dir", "--output-dir", type=Path, default=defaults.output_dir)
-    parser.add_argument("--labels_path", "--labels-path", type=Path, default=defaults.labels_path)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument(
-        "--max_per_class",
-        "--max-per-class",
-        type=int,
-        default=defaults.max_per_class,
-        help="cap per class and source (0 = none)",
-    )
-    parser.add_argument("--patience", type=int, default=defaults.patience)
-    parser.add_argument("--validation_fraction", type=float, default=defaults.validation_fraction)
-    parser.add_argument("--test_fraction", type=float, default=defaults.test_fraction)
-    parser.add_argument("--workers", type=int, default=defaults.workers)
-    parser.add_argument(
-        "--max_minutes",
-        type=float,
-        default=defaults.max_minutes,
-        help="stop after the epoch that crosses this many minutes (0 = none)",
-    )
-    parser.add_argument(
-        "--init_model",
-        "--init-model",
-        type=Path,
-        help="fine-tune this trained model instead of starting fresh",
-    )
-    parser.add_argument(
-        "--evaluate_model",
-        "--evaluate-model",
-        type=Path,
-        help="skip training: rebuild the card of this trained model",
-    )
-    parser.add_argument(
-        "--no_cross_domain_holdout",
-        action="store_true",
-        help="train on strokes of classes that also have bitmaps",
-    )
-    parser.add_argument(
-        "--no_augment",
-        "--no-augment",
-        action="store_true",
-        help="train on plain renders only (no pen, look or affine augmentation)",
-    )
-    parser.add_argument(
-        "--outlier_exposure",
-        "--outlier-exposure",
-        action="store_true",
-        help="train the other categories of --strokes_dir towards 'none of these' (open set)",
-    )
-    parser.add_argument("--outliers_per_category", type=int, default=defaults.outliers_per_category)
-    parser.add_argument("--outlier_weight", type=float, default=defaults.outlier_weight)
-    parser.add_argument(
-        "--ema_momentum",
-        type=float,
-        default=defaults.ema_momentum,
-        help="validate, checkpoint and ship an exponential moving average of the weights with "
-        "this momentum, e.g. 0.998 (0 = off)",
-    )
-    parser.add_argument(
-        "--synthetic_outliers",
-        type=int,
-        default=defaults.synthetic_outliers,
-        help="with --outlier_exposure: this many scrambled known drawings and two-class chimeras "
-        "also trained towards 'none of these'",
-    )
-    parser.add_argument(
-        "--outlier_repeats",
-        type=int,
-        default=defaults.outlier_repeats,
-        help="how many times each outlier drawing joins an epoch (each with its own renders)",
-    )
-    parser.add_argument(
-        "--cross_domain_train_percent",
-        type=int,
-        default=defaults.cross_domain_train_percent,
-        help="percent of the strokes of bitmap classes (by key_id hash) that join training",
-    )
-    parser.add_argument(
-        "--distribute",
-        action="store_true",
-        help="data parallel over every local device (KERAS_BACKEND=jax); --batch_size is the "
-        "global batch, split evenly across the devices",
-    )
-    parser.add_argument(
-        "--architecture",
-        choices=ARCHITECTURE_NAMES,
-        default=DEFAULT_ARCHITECTURE,
-        help="the network a fresh run builds (see src/models/architectures.py)",
-    )
-    parser.add_argument(
-        "--filters",
-        type=_widths,
-        default=None,
-        help="comma-separated stage widths, e.g. 48,96,192 (default: the architecture's own)",
-    )
-    parser.add_argument(
-        "--resume",
-        type=Path,
-        help="continue the stopped run whose output folder is DIR, with its own settings "
-        "(only --epochs, --max_minutes, --patience and --workers may change)",
-        metavar="DIR",
-    )
-    parser.add_argument("--traceback", action="store_true", help="show the full trace of an error")
-    parser.add_argument(
-        "--verbose", action="store_true", help="also show TensorFlow's own start-up messages"
-    )
-    return parser
-
-
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """Fill a TrainConfig from parsed flags."""
-    classes = tuple(name.strip() for name in args.classes.split(",") if name.strip())
-    return TrainConfig(
-        bitmap_dir=args.bitmap_dir,
-        strokes_dir=args.strokes_dir,
-        images_dir=args.images_dir,
-        classes=classes,
-        output_dir=args.output_dir,
-        labels_path=args.labels_path,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        validation_fraction=args.validation_fraction,
-        test_fraction=args.test_fraction,
-        patience=args.patience,
-        seed=args.seed,
-        max_per_class=args.max_per_class,
-        workers=args.workers,
-        max_minutes=args.max_minutes,
-        init_model=args.init_model,
-        holdout_cross_domain=not args.no_cross_domain_holdout,
-        cross_domain_train_percent=args.cross_domain_train_percent,
-        augment=not args.no_augment,
-        outlier_exposure=args.outlier_exposure,
-        outliers_per_category=args.outliers_per_category,
-        outlier_weight=args.outlier_weight,
-        outlier_repeats=args.outlier_repeats,
-        synthetic_outliers=args.synthetic_outliers,
-        ema_momentum=args.ema_momentum,
-        distribute=args.distribute,
-        architecture=args.architecture,
-        model=config_with_filters(ModelConfig(), args.architecture, args.filters),
-    )
-
-
-def _resumed_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> TrainConfig:
-    """The configuration saved in ``--resume DIR``, with the flags that may change applied."""
-    from dataclasses import replace as with_changes
-
-    config = load_config(args.resume)
-    changed = {
-        name: getattr(args, name)
-        for name in RESUME_OVERRIDES
-        if getattr(args, name) != parser.get_default(name)
-    }
-    return with_changes(config, **changed, output_dir=args.resume, resume=True)
-
-
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Train, resume or evaluate as the flags say; bad configurations exit 2."""
     try:
         if args.resume is not None:
-            result = train(_resumed_config(args, parser))
+            result = train(resumed_config(args, parser))
         elif args.evaluate_model is not None:
             result = evaluate_trained(config_from_args(args), args.evaluate_model)
         else:
