@@ -85,4 +85,6 @@ class TrainConfig:
     architecture: str = "cnn"
     # Continue the interrupted run whose checkpoint is in output_dir/checkpoint.
     resume: bool = False
+    # A JSON file of the comparison run that chose the architecture, copied into the card.
+    architecture_comparison: Path | None = None
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -182,6 +182,7 @@ def test_output_that_is_a_file_exits_10(tmp_path: Path, capsys: pytest.CaptureFi
         ("--max_minutes", "-5", "--max_minutes not negative"),
         ("--validation_fraction", "0", "--validation_fraction must be positive"),
         ("--epochs", "0", "--epochs and --batch_size must be positive"),
+        ("--architecture_comparison", "no_such.json", "not a readable JSON file"),
     ],
 )
 def test_bad_hyperparameters_exit_2_before_the_data_is_read(

@@ -101,9 +101,13 @@ def test_stopped_then_resumed_run_matches_an_uninterrupted_one(
     import src.training.train as training
 
     output_dir = tmp_path / "stopped"
+    comparison = tmp_path / "comparison.json"
+    comparison.write_text('[{"candidate": "cnn", "test_top1": 0.5}]')
     with monkeypatch.context() as patch:
         patch.setattr(fit, "time_limit_callback", _stop_after(STOP_AFTER))
-        training.train(_config(tiny_data, output_dir, max_minutes=1.0))
+        training.train(
+            _config(tiny_data, output_dir, max_minutes=1.0, architecture_comparison=comparison)
+        )
     stopped_state, _ = _last_state(output_dir)
     assert stopped_state["epochs_done"] == STOP_AFTER
     # The stopped run ended cleanly: a consistent model folder of its own.
@@ -114,6 +118,8 @@ def test_stopped_then_resumed_run_matches_an_uninterrupted_one(
     _assert_same_run(output_dir, uninterrupted)
     card = json.loads((output_dir / "model_card.json").read_text())
     assert card["training"]["epochs_run"] == EPOCHS
+    # Settings given only to the first run come back from the checkpoint.
+    assert card["training"]["architecture_comparison"] == [{"candidate": "cnn", "test_top1": 0.5}]
 
 
 def test_ctrl_c_after_a_checkpoint_exits_130_and_resumes(

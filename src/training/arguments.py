@@ -150,6 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated stage widths, e.g. 48,96,192 (default: the architecture's own)",
     )
     parser.add_argument(
+        "--architecture_comparison",
+        type=Path,
+        help="JSON rows of the comparison that chose --architecture "
+        "(bench/architecture_comparison.py), recorded in the card",
+    )
+    parser.add_argument(
         "--resume",
         type=Path,
         help="continue the stopped run whose output folder is DIR, with its own settings "
@@ -195,6 +201,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         ema_momentum=args.ema_momentum,
         distribute=args.distribute,
         architecture=args.architecture,
+        architecture_comparison=args.architecture_comparison,
         model=config_with_filters(ModelConfig(), args.architecture, args.filters),
     )
 

@@ -65,7 +65,15 @@ def load_config(directory: str | Path) -> TrainConfig:
     fields = json.loads(path.read_text(encoding="utf-8"))
     model_fields = fields.pop("model")
     model = ModelConfig(**{**model_fields, "filters": tuple(model_fields["filters"])})
-    paths = ("bitmap_dir", "strokes_dir", "images_dir", "output_dir", "labels_path", "init_model")
+    paths = (
+        "bitmap_dir",
+        "strokes_dir",
+        "images_dir",
+        "output_dir",
+        "labels_path",
+        "init_model",
+        "architecture_comparison",
+    )
     for name in paths:
         if fields.get(name) is not None:
             fields[name] = Path(fields[name])

@@ -63,6 +63,8 @@ def _validate(config: TrainConfig) -> None:
     """Refuse configurations that cannot train, naming the flag to fix."""
     if not config.classes or len(config.classes) < 2:
         raise ValueError("train needs at least two classes (--classes a,b,...)")
+    if config.architecture_comparison is not None:
+        _comparison(config.architecture_comparison)
     # A repeated class name is refused here, before any data is read, as LabelMap refuses it.
     LabelMap(tuple(config.classes))
     if config.bitmap_dir is None and config.strokes_dir is None and config.images_dir is None:
@@ -147,6 +149,8 @@ def train(config: TrainConfig) -> TrainResult:
     card = build_model_card(best, data, config, history, training_seconds)
     card["training"]["devices"] = replicas
     card["training"]["architecture"] = config.architecture
+    if config.architecture_comparison is not None:
+        card["training"]["architecture_comparison"] = _comparison(config.architecture_comparison)
     _add_open_set(card, best, data)
     _keep_initial_record(card, config)
     result = TrainResult(
@@ -170,6 +174,20 @@ def train(config: TrainConfig) -> TrainResult:
         card["cross_domain"].get("strokes_top1"),
     )
     return result
+
+
+def _comparison(path: Path) -> object:
+    """The JSON of ``--architecture_comparison``, read before training so a bad file fails early.
+
+    Raises:
+        ValueError: if the file cannot be read or is not JSON (names the flag).
+    """
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ValueError(
+            f"--architecture_comparison {path}: not a readable JSON file ({error})"
+        ) from error
 
 
 def _initial_model(config: TrainConfig):  # type: ignore[no-untyped-def]
