@@ -93,6 +93,13 @@ def main() -> None:
     parser.add_argument(
         "--max_minutes", type=float, default=0.0, help="per candidate (0 = the full --epochs)"
     )
+    parser.add_argument(
+        "--ema_momentum",
+        type=float,
+        default=0.0,
+        help="weight average as in the full run; off by default, since in a few dozen steps "
+        "the average still leans on the initial weights",
+    )
     parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args()
     config = TrainConfig(
@@ -109,7 +116,7 @@ def main() -> None:
         outlier_repeats=1,
         synthetic_outliers=500,
         outlier_weight=1.0,
-        ema_momentum=0.99,
+        ema_momentum=args.ema_momentum,
     )
     rows = compare(config)
     args.output.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
