@@ -160,6 +160,19 @@ def test_ctrl_c_after_a_checkpoint_exits_130_and_resumes(
     _assert_same_run(output_dir, uninterrupted)
 
 
+def test_max_minutes_ends_cleanly_with_a_resumable_checkpoint(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    from src.training.train import train
+
+    # Far less than one epoch lasts: the run ends after its first epoch, which always runs.
+    output_dir = tmp_path / "budget"
+    result = train(_config(tiny_data, output_dir, max_minutes=1e-6))
+    assert len(result.history["loss"]) == 1
+    assert _last_state(output_dir)[0]["epochs_done"] == 1
+    assert result.model_path.is_file() and result.card_path.is_file()
+
+
 def test_resume_without_a_checkpoint_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -98,10 +98,15 @@ def read_state(directory: Path) -> dict[str, Any] | None:
 
 
 def _seed_generators(model: Any) -> list[Any]:
-    """Every SeedGenerator of the model's layers (dropout), in a fixed order."""
+    """Every SeedGenerator of the model's layers (dropout), nested models included, in order."""
+    import keras
+
     found = []
-    for layer in model._flatten_layers(include_self=False):
-        found.extend(getattr(layer, "_seed_generators", []))
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            found.extend(_seed_generators(layer))
+        elif isinstance(getattr(layer, "seed_generator", None), keras.random.SeedGenerator):
+            found.append(layer.seed_generator)
     return found
 
 
