@@ -182,3 +182,17 @@ def test_resume_without_a_checkpoint_is_one_line(
     error = capsys.readouterr().err
     assert error.startswith("train: error: ") and error.count("\n") == 1
     assert "holds no training checkpoint" in error
+
+
+def test_resume_refuses_settings_it_would_not_apply(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from src.training.train import main
+
+    argv = ["--resume", str(tmp_path), "--learning_rate", "0.1", "--max_minutes", "5"]
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert error == (
+        "train: error: --resume continues with the stopped run's own settings; --learning_rate "
+        "cannot change (only --epochs, --max_minutes, --patience, --workers can)\n"
+    )

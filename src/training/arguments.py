@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from src.cli.exit_status import EXIT_CODES_HELP
@@ -18,6 +19,8 @@ DEFAULT_CLASSES = (
 )  # fmt: skip
 # What ``--resume`` may change; everything else comes from the stopped run's saved settings.
 RESUME_OVERRIDES = ("epochs", "max_minutes", "patience", "workers")
+# Flags that are not training settings.
+RESUME_IGNORED = ("resume", "verbose", "traceback")
 
 
 def _widths(text: str) -> tuple[int, ...]:
@@ -207,13 +210,24 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def resumed_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> TrainConfig:
-    """The configuration saved in ``--resume DIR``, with the flags that may change applied."""
-    from dataclasses import replace as with_changes
+    """The configuration saved in ``--resume DIR``, with the flags that may change applied.
 
-    config = load_config(args.resume)
-    changed = {
-        name: getattr(args, name)
-        for name in RESUME_OVERRIDES
-        if getattr(args, name) != parser.get_default(name)
+    Raises:
+        ValueError: if another setting is given (it would silently not apply).
+        FileNotFoundError: if DIR holds no checkpoint.
+    """
+    given = {
+        name
+        for name, value in vars(args).items()
+        if value != parser.get_default(name) and name not in RESUME_IGNORED
     }
-    return with_changes(config, **changed, output_dir=args.resume, resume=True)
+    refused = sorted(given - set(RESUME_OVERRIDES))
+    if refused:
+        flags = ", ".join(f"--{name}" for name in refused)
+        raise ValueError(
+            f"--resume continues with the stopped run's own settings; {flags} cannot change "
+            f"(only {', '.join('--' + name for name in RESUME_OVERRIDES)} can)"
+        )
+    config = load_config(args.resume)
+    changed = {name: getattr(args, name) for name in given}
+    return replace(config, **changed, output_dir=args.resume, resume=True)
