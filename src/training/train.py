@@ -32,6 +32,7 @@ from src.training.checkpoint import (
     clear_checkpoint,
     save_config,
 )
+from src.training.data_cache import load_or_build
 from src.training.dataset import (
     SketchData,
     load_training_data,
@@ -133,7 +134,9 @@ def train(config: TrainConfig) -> TrainResult:
         clear_checkpoint(directory)
         save_config(config, directory)
     # Load (and fork render workers) before Keras starts its backend's threads.
-    data = load_training_data(config, workers=config.workers)
+    data = load_or_build(
+        config, directory, lambda: load_training_data(config, workers=config.workers)
+    )
     import keras
 
     keras.utils.set_random_seed(config.seed)
