@@ -144,6 +144,17 @@ def test_truncated_init_model_exits_4(
     _assert_old_model_intact(old_model_folder)
 
 
+def test_missing_init_model_exits_4_before_the_data_is_read(
+    tmp_path: Path, old_model_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The data folder does not exist: reading it first would exit 8, not 4.
+    flags = _tiny_flags(tmp_path / "no_such_data", old_model_folder)
+    exit_code, error = _run(capsys, *flags, "--init_model", str(tmp_path / "gone.h5"))
+    assert exit_code == ExitStatus.MODEL_ERROR
+    _assert_one_line(error, "gone.h5: model file not found")
+    _assert_old_model_intact(old_model_folder)
+
+
 @pytest.mark.parametrize("target", ["output", "labels"])
 def test_unwritable_outputs_are_refused_before_the_data_is_read(
     tmp_path: Path, old_model_folder: Path, capsys: pytest.CaptureFixture[str], target: str

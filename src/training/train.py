@@ -20,6 +20,7 @@ from pathlib import Path
 from src.cli.exit_status import ExitStatus, run_guarded
 from src.config import TrainConfig
 from src.data.labels import LabelMap
+from src.errors import ModelLoadError
 from src.models.io import load_model
 from src.training.arguments import (
     build_parser,
@@ -130,6 +131,9 @@ def train(config: TrainConfig) -> TrainResult:
     check_writable_folder(output_dir, "--output_dir")
     check_writable_folder(Path(config.labels_path).parent, "--labels_path")
     check_writable_folder(directory, "--output_dir")
+    if config.init_model is not None and not Path(config.init_model).is_file():
+        # A missing start fails now; a damaged one when Keras reads it, after the data.
+        raise ModelLoadError(f"--init_model {config.init_model}: model file not found")
     if not config.resume:
         clear_checkpoint(directory)
         save_config(config, directory)
