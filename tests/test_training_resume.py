@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -100,13 +101,16 @@ def test_stopped_then_resumed_run_matches_an_uninterrupted_one(
     import src.training.fit as fit
     import src.training.train as training
 
-    output_dir = tmp_path / "stopped"
-    comparison = tmp_path / "comparison.json"
+    # Started with paths relative to its working folder...
+    monkeypatch.chdir(tmp_path)
+    output_dir = Path("stopped")
+    comparison = Path("comparison.json")
     comparison.write_text('[{"candidate": "cnn", "test_top1": 0.5}]')
+    relative_data = Path(os.path.relpath(tiny_data, tmp_path))
     with monkeypatch.context() as patch:
         patch.setattr(fit, "time_limit_callback", _stop_after(STOP_AFTER))
         training.train(
-            _config(tiny_data, output_dir, max_minutes=1.0, architecture_comparison=comparison)
+            _config(relative_data, output_dir, max_minutes=1.0, architecture_comparison=comparison)
         )
     stopped_state, _ = _last_state(output_dir)
     assert stopped_state["epochs_done"] == STOP_AFTER
@@ -114,7 +118,11 @@ def test_stopped_then_resumed_run_matches_an_uninterrupted_one(
     assert (output_dir / "best_model.h5").is_file()
     assert (output_dir / "model_card.json").is_file()
 
-    assert training.main(["--resume", str(output_dir)]) == 0
+    # ...and resumed from another one: the saved settings hold absolute paths.
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    output_dir = tmp_path / "stopped"
+    assert training.main(["--resume", "../stopped"]) == 0
     _assert_same_run(output_dir, uninterrupted)
     card = json.loads((output_dir / "model_card.json").read_text())
     assert card["training"]["epochs_run"] == EPOCHS

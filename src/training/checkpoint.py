@@ -38,6 +38,16 @@ CHECKPOINT_DIRNAME = "checkpoint"
 STATE_FILENAME = "state.json"
 CONFIG_FILENAME = "train_config.json"
 BEST_FILENAME = "best_model.h5"
+# The TrainConfig fields that hold paths.
+PATH_SETTINGS = (
+    "bitmap_dir",
+    "strokes_dir",
+    "images_dir",
+    "output_dir",
+    "labels_path",
+    "init_model",
+    "architecture_comparison",
+)
 
 
 def checkpoint_dir(output_dir: str | Path) -> Path:
@@ -46,8 +56,14 @@ def checkpoint_dir(output_dir: str | Path) -> Path:
 
 
 def save_config(config: TrainConfig, directory: Path) -> None:
-    """Write ``config`` as JSON into ``directory`` (paths as strings, tuples as lists)."""
+    """Write ``config`` as JSON into ``directory`` (absolute paths, tuples as lists).
+
+    Paths are made absolute so that ``--resume`` works from any working folder.
+    """
     fields = dataclasses.asdict(config)
+    for name in PATH_SETTINGS:
+        if fields[name] is not None:
+            fields[name] = str(Path(fields[name]).resolve())
     publish_together(
         {directory / CONFIG_FILENAME: json_writer(json.loads(json.dumps(fields, default=str)))}
     )
@@ -65,16 +81,7 @@ def load_config(directory: str | Path) -> TrainConfig:
     fields = json.loads(path.read_text(encoding="utf-8"))
     model_fields = fields.pop("model")
     model = ModelConfig(**{**model_fields, "filters": tuple(model_fields["filters"])})
-    paths = (
-        "bitmap_dir",
-        "strokes_dir",
-        "images_dir",
-        "output_dir",
-        "labels_path",
-        "init_model",
-        "architecture_comparison",
-    )
-    for name in paths:
+    for name in PATH_SETTINGS:
         if fields.get(name) is not None:
             fields[name] = Path(fields[name])
     fields["classes"] = tuple(fields["classes"])
