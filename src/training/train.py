@@ -121,7 +121,11 @@ def train(config: TrainConfig) -> TrainResult:
 
     Raises:
         ValueError: if the configuration cannot train (names the flag).
+        LabelMappingError: if a class is listed twice.
+        OSError: if an output folder is a file or cannot be written (before any data is read).
         DataFormatError: if a class has no data or a data file is malformed.
+        ModelLoadError: if ``init_model`` is missing or not a loadable model.
+        TrainingDivergedError: if the loss became NaN or infinite (no model is written).
     """
     _validate(config)
     started = time.perf_counter()
