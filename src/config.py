@@ -81,4 +81,10 @@ class TrainConfig:
     outlier_weight: float = 0.5
     # Data-parallel over every local device (JAX backend; src/training/distribute.py).
     distribute: bool = False
+    # Which builder of src/models/architectures.py makes a fresh model ("cnn" or "residual").
+    architecture: str = "cnn"
+    # Continue the interrupted run whose checkpoint is in output_dir/checkpoint.
+    resume: bool = False
+    # A JSON file of the comparison run that chose the architecture, copied into the card.
+    architecture_comparison: Path | None = None
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -81,7 +81,7 @@ def main() -> int:
         return train_main(arguments)
     from src.training import train as train_module
 
-    fit = train_module._fit
+    fit = train_module.fit_model
     replicated_on: list[int] = []
 
     def spying_fit(model, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -89,7 +89,7 @@ def main() -> int:
         replicated_on.append(len(model.trainable_weights[0].value.sharding.device_set))
         return fit(model, *args, **kwargs)
 
-    train_module._fit = spying_fit
+    train_module.fit_model = spying_fit
     result = train(config_from_args(build_parser().parse_args(arguments)))
     (output / "history.json").write_text(
         json.dumps({"history": result.history, "replicated_on": replicated_on})

@@ -32,6 +32,22 @@ def _polarity_block(image):  # type: ignore[no-untyped-def]
     return layers.Add(name="polarity_normalised")([scaled, flip])
 
 
+def classifier_head(features, config: ModelConfig):  # type: ignore[no-untyped-def]
+    """Global average pool, dropout, dense, dropout, the ``logits`` layer and its softmax.
+
+    Shared by every architecture, so each ends in the layers the engine looks up by name.
+    """
+    from keras import layers
+
+    x = layers.GlobalAveragePooling2D(name="global_pool")(features)
+    x = layers.Dropout(config.dropout, name="dropout1")(x)
+    x = layers.Dense(config.dense_units, activation="relu", name="dense")(x)
+    x = layers.Dropout(config.dropout, name="dropout2")(x)
+    logits = layers.Dense(config.num_classes, name=LOGITS)(x)
+    outputs = layers.Activation("softmax", name=PREDICTIONS)(logits)
+    return outputs
+
+
 def build_cnn(config: ModelConfig = ModelConfig()):  # type: ignore[no-untyped-def]
     """Build the sketch CNN as a Functional Keras model.
 
@@ -67,12 +83,7 @@ def build_cnn(config: ModelConfig = ModelConfig()):  # type: ignore[no-untyped-d
             x = layers.Activation("relu", name=name)(x)
         if not last_stage:
             x = layers.MaxPooling2D(2, name=f"pool{stage}")(x)
-    x = layers.GlobalAveragePooling2D(name="global_pool")(x)
-    x = layers.Dropout(config.dropout, name="dropout1")(x)
-    x = layers.Dense(config.dense_units, activation="relu", name="dense")(x)
-    x = layers.Dropout(config.dropout, name="dropout2")(x)
-    logits = layers.Dense(config.num_classes, name=LOGITS)(x)
-    outputs = layers.Activation("softmax", name=PREDICTIONS)(logits)
+    outputs = classifier_head(x, config)
     return keras.Model(inputs, outputs, name="sketch_cnn")
 
 

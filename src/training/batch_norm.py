@@ -76,11 +76,16 @@ def recalibration_callback(training_batch: Callable[[int], np.ndarray], batch_co
     class RecalibrateBatchNorm(keras.callbacks.Callback):  # type: ignore[misc]
         def __init__(self) -> None:
             super().__init__()
+            self.epoch = 0
             self.calls = 0
+
+        def on_epoch_begin(self, epoch: int, logs=None) -> None:  # type: ignore[no-untyped-def]
+            # The pick depends on the epoch only, so a resumed run picks what it would have.
+            self.epoch = epoch
 
         def _recalibrate(self) -> None:
             self.calls += 1
-            picks = np.random.default_rng(self.calls).permutation(batch_count)
+            picks = np.random.default_rng(self.epoch + 1).permutation(batch_count)
             recalibrate_batch_norm(
                 self.model, (training_batch(int(i)) for i in picks[:RECALIBRATION_BATCHES])
             )

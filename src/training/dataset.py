@@ -499,7 +499,11 @@ def build_training_sequence(  # type: ignore[no-untyped-def]
             return batch, soft_targets(chosen_labels, num_classes), weights.astype(np.float32)
 
         def on_epoch_end(self) -> None:
-            self.epoch += 1
-            self.order = np.random.default_rng([seed, self.epoch]).permutation(len(labels))
+            self.start_at_epoch(self.epoch + 1)
+
+        def start_at_epoch(self, epoch: int) -> None:
+            """Continue with epoch ``epoch`` (0-based): its order and its batches' generators."""
+            self.epoch = epoch
+            self.order = np.random.default_rng([seed, epoch]).permutation(len(labels))
 
     return AugmentedSketches()
