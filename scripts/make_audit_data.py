@@ -26,13 +26,13 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from src.cli.exit_status import ExitStatus, run_guarded  # noqa: E402
 from src.config import TrainConfig  # noqa: E402
 from src.data.labels import LabelMap  # noqa: E402
 from src.data.quickdraw import read_ndjson, write_ndjson  # noqa: E402
 from src.errors import DataFormatError  # noqa: E402
 from src.training.dataset import held_out_strokes  # noqa: E402
 from src.utils.arguments import positive_int  # noqa: E402
+from src.utils.exit_status import ExitStatus, run_guarded  # noqa: E402
 from src.utils.filenames import path_inside  # noqa: E402
 from src.utils.output_errors import naming_target  # noqa: E402
 

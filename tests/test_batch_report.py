@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from src.cli.exit_status import ExitStatus
 from src.cli.gradcam_analysis import main
 from src.data.labels import LabelMap
 from src.data.preprocess import image_file_to_model_input
+from src.utils.exit_status import ExitStatus
 from tests.conftest import TINY_CLASSES
 
 

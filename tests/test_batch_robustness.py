@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from src.cli.exit_status import ExitStatus
 from src.cli.gradcam_analysis import main
+from src.utils.exit_status import ExitStatus
 from tests.conftest import TINY_CLASSES
 
 

@@ -21,10 +21,10 @@ from src.batch.file_walk import glob_files, walk_files
 from src.batch.options import BatchOptions
 from src.batch.run_folder import check_run_settings, claim_output_folder
 from src.batch.run_settings import run_settings, settings_key
-from src.cli.exit_status import ExitStatus
 from src.cli.gradcam_analysis import main
 from src.config import PROJECT_ROOT
 from src.errors import UsageError
+from src.utils.exit_status import ExitStatus
 
 
 def fake_engine(model: Path, **changes: object) -> SimpleNamespace:

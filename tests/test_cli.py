@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from src.cli.exit_status import ExitStatus
 from src.cli.gradcam_analysis import main
 from src.data.preprocess import image_file_to_model_input
+from src.utils.exit_status import ExitStatus
 from tests.conftest import TINY_CLASSES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

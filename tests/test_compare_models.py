@@ -337,9 +337,9 @@ def test_cli_writes_json_figure_and_page(
 def test_cli_disjoint_labels_exit_code_names_both(
     ink_and_border, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from src.cli.exit_status import ExitStatus
     from src.cli.gradcam_analysis import main
     from src.data.labels import LabelMap
+    from src.utils.exit_status import ExitStatus
 
     (tmp_path / "data").mkdir()
     LabelMap(TINY_CLASSES).save(tmp_path / "first.json")

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from src.cli.exit_status import ExitStatus
 from src.cli.gradcam_analysis import main
+from src.utils.exit_status import ExitStatus
 from tests.test_cli import engine_args
 
 pytestmark = pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
@@ -46,8 +46,8 @@ def fill_disk_for(monkeypatch: pytest.MonkeyPatch, name: str) -> list[str]:
 def test_atomic_write_on_a_full_disk_names_the_file_and_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from src.cli.exit_status import one_line
     from src.utils.atomic_write import write_json_atomic
+    from src.utils.exit_status import one_line
 
     hit = fill_disk_for(monkeypatch, "summary.json")
     target = tmp_path / "summary.json"

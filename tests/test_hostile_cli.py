@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from src.cli.exit_status import ExitStatus
+from src.utils.exit_status import ExitStatus
 from tests.test_cli import engine_args
 from tests.test_hostile_inputs import GOOD, HOSTILE_LINES
 from tests.test_hostile_web import UPLOADABLE_MODES, line_image, mode_file

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from src.cli.exit_status import ExitStatus
 from src.data.json_input import JSONInputError, parse_json
 from src.data.preprocess import to_model_input
 from src.data.quickdraw import ReadReport, read_ndjson
 from src.errors import InvalidImageError
+from src.utils.exit_status import ExitStatus
 
 GOOD = {"word": "line", "drawing": [[[10, 200], [100, 100]]]}
 # Each hostile line stands for a class of input that crashed a decoder once.

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from src.cli.exit_status import ExitStatus
 from src.config import PROJECT_ROOT
 from src.errors import ModelLoadError
+from src.utils.exit_status import ExitStatus
 
 # (file name, what the message must say). Filled by the ``bad_models`` fixture.
 UNLOADABLE = [

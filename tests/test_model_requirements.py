@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from src.cli.exit_status import ExitStatus
 from src.errors import ModelLoadError, UnsupportedModelError
 from src.models.io import load_model
 from src.models.model_config import MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH
 from src.models.sketch_model import check_sketch_input
+from src.utils.exit_status import ExitStatus
 
 
 def _conv_trunk(shape: tuple[int, ...]):  # type: ignore[no-untyped-def]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from src.cli.exit_status import ExitStatus
+from src.utils.exit_status import ExitStatus
 
 GRID = [[0.25] * 8 for _ in range(8)]
 

@@ -19,9 +19,9 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from src.cli.exit_status import ExitStatus
 from src.data.input_spec import InputSpec
 from src.data.preprocess import INK_THRESHOLD, is_empty, strokes_to_model_input, to_model_input
+from src.utils.exit_status import ExitStatus
 from tests.conftest import TINY_CLASSES, draw_square_strokes
 
 BLANKS = {

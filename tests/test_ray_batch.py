@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from src.cli.exit_status import ExitStatus
 from src.cli.gradcam_analysis import main
 from src.config import PROJECT_ROOT
 from src.data.preprocess import INK_THRESHOLD
+from src.utils.exit_status import ExitStatus
 from tests.conftest import STROKES_BY_CLASS
 
 ray = pytest.importorskip("ray")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from src.cli.exit_status import ExitStatus
+from src.utils.exit_status import ExitStatus
 
 OLD_LABELS = '{"0": "a", "1": "b"}\n'
 

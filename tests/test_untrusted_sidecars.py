@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from src.cli.exit_status import ExitStatus
 from src.data.json_input import JSONInputError, read_json_file
 from src.data.quickdraw import Drawing, write_ndjson
+from src.utils.exit_status import ExitStatus
 from tests.conftest import STROKES_BY_CLASS, TINY_CLASSES
 from tests.test_compare_models import (
     _audit,

@@ -3,7 +3,7 @@
 Global options (model, labels, output folder, layer, method, rendering) come before the
 subcommand, as in docs/usage_guide.md. Each subcommand lives in ``src/cli/commands/<module>.py``
 and is plugged in by listing its module in ``COMMAND_MODULES``. Errors end the program with one
-line on stderr and a documented exit code (``src.cli.exit_status.ExitStatus``); ``--traceback``
+line on stderr and a documented exit code (``src.utils.exit_status.ExitStatus``); ``--traceback``
 shows the full trace instead.
 
 File names made from class names or input names go through
@@ -25,7 +25,7 @@ from src.cli.common import (
     add_verbose_option,
     configure_verbose_logging,
 )
-from src.cli.exit_status import EXIT_CODES_HELP, ExitStatus, run_guarded
+from src.utils.exit_status import EXIT_CODES_HELP, ExitStatus, run_guarded
 from src.utils.tensorflow_logging import configure_tensorflow_logging, wants_verbose
 
 __all__ = ["COMMAND_MODULES", "ExitStatus", "build_parser", "main"]

@@ -4,7 +4,7 @@
 Prints the prediction and the top classes. With ``--gradcam`` it also writes what
 ``scripts/gradcam_analysis.py single`` writes (gradcam_prediction.png, analysis_summary.json,
 top_predictions/) into ``--output_dir``, using the same function. Exit codes are those of
-``src.cli.exit_status.ExitStatus``.
+``src.utils.exit_status.ExitStatus``.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from src.cli.common import (
     emit,
     nothing_drawn_text,
 )
-from src.cli.exit_status import EXIT_CODES_HELP, ExitStatus, run_guarded
 from src.config import PROJECT_ROOT
+from src.utils.exit_status import EXIT_CODES_HELP, ExitStatus, run_guarded
 from src.utils.tensorflow_logging import configure_tensorflow_logging, wants_verbose
 
 PROGRAM = "predict"

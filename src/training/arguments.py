@@ -6,10 +6,10 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from src.cli.exit_status import EXIT_CODES_HELP
 from src.config import ModelConfig, TrainConfig
 from src.models.architectures import ARCHITECTURE_NAMES, DEFAULT_ARCHITECTURE, config_with_filters
 from src.training.checkpoint import load_config
+from src.utils.exit_status import EXIT_CODES_HELP
 
 # The shipped default: Google's 16 numpy_bitmap classes in shared/data, then the 8 stroke classes.
 DEFAULT_CLASSES = (

@@ -4,7 +4,7 @@ Writes ``<output_dir>/best_model.h5`` (best validation accuracy), the label mapp
 ``<output_dir>/model_card.json`` together at the end; while it trains, the resumable state lives
 in ``<output_dir>/checkpoint/`` (``--resume <output_dir>``). Runs on any Keras 3 backend
 (augmentation is NumPy/Pillow). Errors end with one stderr line and the exit codes of
-``src/cli/exit_status.py``.
+``src/utils/exit_status.py``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from src.cli.exit_status import ExitStatus, run_guarded
 from src.config import TrainConfig
 from src.data.labels import LabelMap
 from src.errors import ModelLoadError
@@ -42,6 +41,7 @@ from src.training.fit import distribution, fit_model
 from src.training.guards import check_finite, check_hyperparameters, check_writable_folder
 from src.training.model_card import build_model_card
 from src.training.publish import copy_from, json_writer, publish_together
+from src.utils.exit_status import ExitStatus, run_guarded
 from src.utils.tensorflow_logging import configure_tensorflow_logging
 
 logger = logging.getLogger(__name__)
@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: parse flags, train, log where the outputs went; returns the exit code.
 
     Bad data, unwritable outputs, a diverged loss and Ctrl-C end with one line on stderr and
-    the documented exit code of ``src/cli/exit_status.py``.
+    the documented exit code of ``src/utils/exit_status.py``.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     parser = build_parser()

@@ -23,10 +23,10 @@ from typing import Any
 
 from src.audit import AUDIT_FIGURE, AUDIT_JSON
 from src.cli.common import emit, load_engine, load_labels, prepare_output_dir
-from src.cli.exit_status import ExitStatus
 from src.evaluation.label_check import label_check_line
 from src.utils.arguments import MAX_SEED, bounded_int
 from src.utils.atomic_write import write_json_atomic
+from src.utils.exit_status import ExitStatus
 
 # Far beyond any Quick, Draw! class file's useful share: each drawing is rendered at every level.
 MAX_PER_CLASS = 100_000

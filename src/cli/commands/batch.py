@@ -41,10 +41,10 @@ from src.batch.local_runner import run_batch
 from src.batch.options import DEFAULT_BATCH_SIZE, DEFAULT_ORDER, BatchOptions, default_workers
 from src.batch.ray_cluster import DEFAULT_PLACEMENT_WAIT_S, parse_ray_address
 from src.cli.common import emit, load_engine, load_labels, prepare_output_dir
-from src.cli.exit_status import ExitStatus
 from src.evaluation.label_check import label_check_line
 from src.reports.batch_report import GALLERY_ORDERS
 from src.utils.arguments import non_negative_float, positive_float, positive_int, unit_float
+from src.utils.exit_status import ExitStatus
 
 # Parsing only: the job itself (inputs, explaining, outputs, report) is the library in src.batch.
 

@@ -19,9 +19,9 @@ from src.cli.common import (
     prepare_output_dir,
     relative_to,
 )
-from src.cli.exit_status import ExitStatus
 from src.inference.open_set import not_sure_text
 from src.utils.atomic_write import write_json_atomic
+from src.utils.exit_status import ExitStatus
 
 
 def register(subparsers: Any) -> None:

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from src.cli.common import emit, load_engine, load_labels, prepare_output_dir
-from src.cli.exit_status import ExitStatus
 from src.errors import UnknownClassError
 from src.utils.atomic_write import write_json_atomic
+from src.utils.exit_status import ExitStatus
 
 
 def register(subparsers: Any) -> None:

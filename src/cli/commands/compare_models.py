@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from src.cli.common import emit, prepare_output_dir
-from src.cli.exit_status import ExitStatus
 from src.errors import SketchError
 from src.utils.arguments import positive_int
 from src.utils.atomic_write import write_json_atomic
+from src.utils.exit_status import ExitStatus
 
 JSON_NAME = "model_comparison.json"
 FIGURE_NAME = "model_comparison.png"

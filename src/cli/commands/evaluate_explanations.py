@@ -16,9 +16,9 @@ from typing import Any
 
 from src.cli.commands.strokes import sample_drawings
 from src.cli.common import cam_method, emit, load_engine, prepare_output_dir
-from src.cli.exit_status import ExitStatus
 from src.utils.arguments import positive_int
 from src.utils.atomic_write import write_json_atomic
+from src.utils.exit_status import ExitStatus
 from src.visualization.cam_methods import METHODS
 
 # Every method but Score-CAM, whose K masked passes per image make a whole run slow.

@@ -10,7 +10,7 @@ import argparse
 from typing import Any
 
 from src.cli.common import emit
-from src.cli.exit_status import ExitStatus
+from src.utils.exit_status import ExitStatus
 
 
 def register(subparsers: Any) -> None:

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from src.cli.common import emit, prepare_output_dir
-from src.cli.exit_status import ExitStatus
 from src.monitoring.log_records import DEFAULT_MAX_READ_BYTES
 from src.utils.arguments import bounded_int, positive_int, unit_float
 from src.utils.atomic_write import write_json_atomic, write_text_atomic
+from src.utils.exit_status import ExitStatus
 
 # Even an explicit --max_bytes stays within what a summary can hold in memory.
 MAX_READ_BYTES_LIMIT = 64 * 1024**3

@@ -19,7 +19,6 @@ from typing import Any
 
 from src.batch.inputs import discover_inputs
 from src.cli.common import emit, load_labels, prepare_output_dir
-from src.cli.exit_status import ExitStatus
 from src.errors import DataFormatError
 from src.evaluation.label_check import label_check_line
 from src.evaluation.probe_input import (
@@ -32,6 +31,7 @@ from src.evaluation.probe_input import (
 )
 from src.utils.arguments import bounded_int
 from src.utils.atomic_write import write_json_atomic
+from src.utils.exit_status import ExitStatus
 
 PROBE_JSON = "probe_input.json"
 MAX_BATCH_SIZE = 65_536

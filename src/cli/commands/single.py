@@ -22,9 +22,9 @@ from src.cli.common import (
     prepare_output_dir,
     relative_to,
 )
-from src.cli.exit_status import ExitStatus
 from src.inference.open_set import not_sure_text
 from src.utils.atomic_write import write_json_atomic
+from src.utils.exit_status import ExitStatus
 
 if TYPE_CHECKING:
     from src.service.explainer import Explainer

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from src.cli.common import emit, load_engine, prepare_output_dir
-from src.cli.exit_status import ExitStatus
 from src.data.json_input import JSONInputError, read_json_file
 from src.errors import DataFormatError, InvalidImageError
 from src.utils.arguments import positive_int
 from src.utils.atomic_write import write_json_atomic
+from src.utils.exit_status import ExitStatus
 
 
 def add_drawing_options(parser: argparse.ArgumentParser, required: bool = True) -> None:

@@ -11,8 +11,8 @@ from typing import Any
 
 from src.cli.commands.strokes import add_drawing_options, load_drawing
 from src.cli.common import emit, load_engine, prepare_output_dir
-from src.cli.exit_status import ExitStatus
 from src.utils.atomic_write import write_json_atomic
+from src.utils.exit_status import ExitStatus
 
 
 def register(subparsers: Any) -> None:
