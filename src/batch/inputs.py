@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from src.data.input_spec import InputSpec
 from src.data.labels import LabelMap
 from src.data.preprocess import IMAGE_SUFFIXES
 from src.errors import InvalidImageError, SketchError
@@ -45,8 +46,9 @@ class InputOrigin:
     path: Path
     record: Any = None
 
-    def decode(self, size: int) -> np.ndarray:
-        """The model input (size, size, 1) of this sketch: the one decoding step of every runner.
+    def decode(self, spec: InputSpec) -> np.ndarray:
+        """The model input (H, W, C) of this sketch in the model's convention: the one decoding
+        step of every runner.
 
         Raises:
             SketchError, OSError, ValueError: an unreadable input (listed as a failure).
@@ -58,10 +60,10 @@ class InputOrigin:
         )
 
         if self.kind == "image":
-            return image_file_to_model_input(self.path, size)
+            return image_file_to_model_input(self.path, spec=spec)
         if self.kind == "drawing":
-            return strokes_to_model_input(self.record, size)
-        return to_model_input(self.record, size=size)
+            return strokes_to_model_input(self.record, spec=spec)
+        return to_model_input(self.record, spec=spec)
 
 
 @dataclass(frozen=True)
@@ -72,10 +74,10 @@ class BatchInput:
     true_class: str | None
     origin: InputOrigin
 
-    def load(self, size: int) -> np.ndarray:
-        """The model input at (size, size, 1); the size is the explainer's ``input_size``, so
-        the local and the Ray runner decode alike (and compare-models at each model's size)."""
-        return self.origin.decode(size)
+    def load(self, spec: InputSpec) -> np.ndarray:
+        """The model input in the convention ``spec`` (the explainer's ``input_spec``), so the
+        local and the Ray runner decode alike (and compare-models in each model's own)."""
+        return self.origin.decode(spec)
 
 
 @dataclass(frozen=True)

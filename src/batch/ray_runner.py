@@ -242,6 +242,7 @@ def _run_pass(
             "overlay_names": [overlay_names],
             "done": [ray.put(done)],
             "cpus": ray_options.cpus_per_actor,
+            "input_spec": engine.input_spec,
         },
         batch_size=options.batch_size,
         batch_format="pyarrow",

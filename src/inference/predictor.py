@@ -57,7 +57,7 @@ def load_model_and_labels(
     A model ending in raw scores gets a softmax on top, so confidences are probabilities.
 
     Args:
-        model_path: ``.h5`` or ``.keras`` file taking (64, 64, 1) sketches.
+        model_path: ``.h5`` or ``.keras`` file taking (H, W, 1 or 3) sketches.
         labels: a loaded LabelMap, or the path of its JSON file.
         declared_output: "probabilities" or "logits" when the model cannot tell; default the
             ``"output"`` field of the model card beside the model.
@@ -69,8 +69,8 @@ def load_model_and_labels(
     from src.models.sketch_model import output_kind, with_probabilities
 
     model = load_model(model_path)
-    # The sketches reach this path as 64x64 grey images.
-    check_sketch_input(model, image_size=64, source=model_path)
+    # Any side from 16 to 512 and 1 or 3 channels: each model is fed its own input convention.
+    check_sketch_input(model, source=model_path)
     declared = declared_output or declared_output_kind(model_path)
     model = with_probabilities(model, output_kind(model, declared, source=model_path))
     return model, labels if isinstance(labels, LabelMap) else LabelMap.load(labels)
@@ -115,7 +115,7 @@ class Predictor:
         A model ending in raw scores gets a softmax on top, so confidences are probabilities.
 
         Args:
-            model_path: ``.h5`` or ``.keras`` file taking (64, 64, 1) sketches.
+            model_path: ``.h5`` or ``.keras`` file taking (H, W, 1 or 3) sketches.
             labels: a loaded LabelMap, or the path of its JSON file.
             declared_output: "probabilities" or "logits" when the model cannot tell; default
                 the ``"output"`` field of the model card beside the model.
