@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml
 
 $(DEV_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -e ".[dev,ray]"
+	# tf-keras (the tests write real Keras 2 files with it) depends on the full tensorflow wheel,
+	# which probes for a GPU and logs at every start; it runs on tensorflow-cpu of its version.
+	$(BIN)/pip install --quiet --no-deps "tf-keras==$$($(BIN)/python -c 'import importlib.metadata as m; print(".".join(m.version("tensorflow-cpu").split(".")[:2]))').*"
 	touch $(DEV_STAMP)
 
 ## demo: docs/usage_guide.md's single analysis on a shipped sample, then a batch over samples/

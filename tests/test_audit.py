@@ -387,3 +387,23 @@ def test_batch_report_links_audit_files() -> None:
     page = render_report(summary, 0.5, ["audit.json", "audit.png"])
     assert "<a href='audit.json'>audit.json</a>" in page
     assert "<a href='audit.png'>audit.png</a>" in page
+
+
+def test_the_label_check_passes_a_right_mapping(aspect_audit: dict) -> None:
+    assert aspect_audit["label_check"]["suspect"] is False
+    assert aspect_audit["label_check"]["answered_as"] == {}
+
+
+def test_the_label_check_flags_a_mapping_in_the_wrong_order(tmp_path: Path) -> None:
+    from src.visualization.gradcam import GradCAM
+
+    _write_ndjson(tmp_path / "wide.ndjson", _rectangles(200, 80, 3))
+    _write_ndjson(tmp_path / "tall.ndjson", _rectangles(80, 200, 3))
+    # The model's output 0 is "tall"; this mapping calls it "wide". Reference level only.
+    classes = ("wide", "tall")
+    data = load_audit_data(tmp_path, classes, 10)
+    gradcam = GradCAM(build_aspect_model(), layer_name="last_conv")
+    check = run_audit(gradcam, data, classes, factors=())["label_check"]
+    assert check["suspect"] is True
+    assert check["answered_as"] == {"wide": "tall", "tall": "wide"}
+    assert check["suggested_labels"] == ["tall", "wide"]

@@ -175,8 +175,15 @@ def test_numeric_and_nesting_extremes_are_per_record_failures(tmp_path: Path) ->
 
 
 def test_monitor_log_skips_deep_lines(tmp_path: Path) -> None:
+    from src.monitoring.log_records import GRID_SIZE
     from src.monitoring.summary import read_records
 
-    good = {"top": [["cat", 0.5]]}
+    # A record as log_attention_pattern writes it (monitor skips records of any other shape).
+    good = {
+        "timestamp": "2025-01-01T09:05:00+00:00",
+        "image_id": "x",
+        "map": {"grid": [[0.5] * GRID_SIZE for _ in range(GRID_SIZE)]},
+        "top": [{"class_name": "cat", "confidence": 0.5}],
+    }
     log = _write_lines(tmp_path / "log.jsonl", [json.dumps(good), "[" * 100_000, json.dumps(good)])
     assert list(read_records(log)) == [good, good]

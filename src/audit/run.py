@@ -34,6 +34,8 @@ from src.audit.factors import FACTORS, REFERENCE, Factor, RenderSpec, drawing_po
 from src.data.input_spec import InputSpec
 from src.data.preprocess import fit_geometry, to_model_input
 from src.errors import DataFormatError
+from src.evaluation.label_check import check_labels
+from src.evaluation.metrics import confusion_matrix
 
 logger = logging.getLogger(__name__)
 
@@ -363,6 +365,9 @@ def run_audit(
     outcomes, seconds = measure(gradcam, data, factors, batch_size, seed)
     report = summarise(outcomes, data, class_names, factors)
     size, _ = _model_input_size(gradcam)
+    # The label check reads the reference rendering through the one preprocessing path.
+    answered = outcomes[REFERENCE]["to_model_input"].predicted
+    matrix = confusion_matrix(data.labels, answered, len(class_names))
     return {
         "paths": {
             "snippet": f"np.array(Image.fromarray(canvas).convert('L').resize(({size}, {size})))"
@@ -377,6 +382,7 @@ def run_audit(
         "unreadable_files": data.unreadable_files,
         "spread_limit_points": SPREAD_LIMIT_POINTS,
         "reference": asdict(REFERENCE),
+        "label_check": check_labels(matrix, list(class_names)),
         **report,
         "seconds": {
             **{name: round(value, 2) for name, value in seconds.items()},

@@ -50,6 +50,8 @@ class InputOrigin:
         """The model input (H, W, C) of this sketch in the model's convention: the one decoding
         step of every runner.
 
+        With ``spec``, the input in that model's size, channels, ink and value range instead.
+
         Raises:
             SketchError, OSError, ValueError: an unreadable input (listed as a failure).
         """

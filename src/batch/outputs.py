@@ -16,6 +16,7 @@ from src.audit import AUDIT_FIGURE, AUDIT_JSON
 from src.batch.inputs import Discovery
 from src.batch.options import BatchOptions
 from src.batch.records import BatchAccumulator
+from src.evaluation.label_check import check_labels
 from src.utils.atomic_write import write_json_atomic, write_text_atomic
 
 if TYPE_CHECKING:
@@ -101,10 +102,19 @@ def build_summary(
         "not_sure": sum(not record.recognised for record in records),
         "accuracy": metrics["accuracy"] if metrics else None,
         "class_metrics": metrics,
+        "label_check": _label_check(metrics),
         "mean_maps": mean_maps["per_class"],
         "images": [record.to_dict() for record in records],
         "failures": [asdict(failure) for failure in accumulator.failures],
     }
+
+
+def _label_check(metrics: dict[str, Any] | None) -> dict[str, Any]:
+    """Whether the label mapping fits the model, from the labelled inputs' confusion matrix."""
+    if metrics is None:
+        return {"suspect": False, "reason": "no labelled inputs"}
+    confusion = metrics["confusion_matrix"]
+    return check_labels(confusion["matrix"], confusion["classes"])
 
 
 def write_summary_files(summary: dict[str, Any], output_dir: Path) -> None:

@@ -46,6 +46,7 @@ COMMAND_MODULES = [
     "evaluate_explanations",
     "monitor",
     "audit",
+    "probe_input",
 ]
 
 

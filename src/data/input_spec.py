@@ -200,6 +200,32 @@ def read_card_convention(card_path: str | Path) -> dict[str, str]:
     return convention
 
 
+def write_card_convention(model_path: str | Path, ink: str, value_range: str) -> Path:
+    """Set the ``"input"`` block of the ``model_card.json`` beside a model, keeping its other fields.
+
+    The card is created when missing and written atomically, so a reader never sees half of it.
+
+    Returns:
+        The card's path.
+
+    Raises:
+        ModelLoadError: an unknown ink or value range, or an existing card that cannot be read.
+        OSError: the card cannot be written.
+    """
+    from src.utils.atomic_write import write_json_atomic
+
+    for name, value, choices in (
+        ("ink", ink, INK_CHOICES),
+        ("value range", value_range, VALUE_RANGE_CHOICES),
+    ):
+        if value not in choices:
+            raise ModelLoadError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
+    path = card_path_for(model_path)
+    card = read_card(path)
+    card["input"] = {"ink": ink, "value_range": value_range}
+    return write_json_atomic(path, card)
+
+
 def model_input_shape(model: Any) -> tuple[int, int, int]:
     """``(height, width, channels)`` of a Keras model's single image input.
 

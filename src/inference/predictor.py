@@ -51,6 +51,7 @@ def load_model_and_labels(
     model_path: str | Path,
     labels: LabelMap | str | Path,
     declared_output: str | None = None,
+    image_size: int | None = None,
 ) -> tuple[Any, LabelMap]:
     """A sketch model (``src.models.io.load_model``, input shape checked) and its label map.
 
@@ -61,6 +62,9 @@ def load_model_and_labels(
         labels: a loaded LabelMap, or the path of its JSON file.
         declared_output: "probabilities" or "logits" when the model cannot tell; default the
             ``"output"`` field of the model card beside the model.
+        image_size: the square side the caller feeds, when it can feed only that; None (every
+            interface: each model is fed its own ``InputSpec``) accepts any side from 16 to
+            512 and 1 or 3 channels.
 
     Raises:
         ModelLoadError, LabelMappingError: with the fix in the message.
@@ -69,8 +73,7 @@ def load_model_and_labels(
     from src.models.sketch_model import output_kind, with_probabilities
 
     model = load_model(model_path)
-    # Any side from 16 to 512 and 1 or 3 channels: each model is fed its own input convention.
-    check_sketch_input(model, source=model_path)
+    check_sketch_input(model, image_size=image_size, source=model_path)
     declared = declared_output or declared_output_kind(model_path)
     model = with_probabilities(model, output_kind(model, declared, source=model_path))
     return model, labels if isinstance(labels, LabelMap) else LabelMap.load(labels)

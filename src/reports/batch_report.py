@@ -1,6 +1,7 @@
 """report.html for ``batch``: a self-contained page that links only files the batch wrote.
 
-Sections: the run (folder, model and its SHA-256, when it ran, downloads); for labelled inputs,
+Sections: the run (folder, model and its SHA-256, when it ran, downloads); a warning when the
+label check finds the mapping out of order (``src.evaluation.label_check``); for labelled inputs,
 accuracy, precision/recall/F1 per class, the confusion matrix and the most confused pairs; the
 faithfulness and audit results when ``faithfulness.json`` / ``audit.json`` lie in the output
 folder; mean Grad-CAM per predicted class; low-confidence cases; the gallery (least confident
@@ -83,6 +84,7 @@ def render_report(
     parts = [
         _overview(summary),
         _downloads(output_dir),
+        _label_check(summary.get("label_check")),
         _class_metrics(summary.get("class_metrics")),
         _faithfulness(output_dir),
         _audit(audit_files or [], output_dir),
@@ -197,6 +199,27 @@ def _mean_maps(per_class: dict[str, Any]) -> str:
         for name, entry in per_class.items()
     ]
     return f"<div class='grid'>{''.join(figures)}</div>" if figures else "<p>None.</p>"
+
+
+def _label_check(check: dict[str, Any] | None) -> str:
+    """A warning section when the label mapping looks written in another order than the model's."""
+    if not check or not check.get("suspect"):
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(true_name)}</td><td>{escape(answer)}</td></tr>"
+        for true_name, answer in check.get("answered_as", {}).items()
+    )
+    fix = check.get("suggested_labels")
+    suggestion = (
+        f"<p>Label mapping that would fit, in output order: <code>{escape(json.dumps(fix))}</code></p>"
+        if fix
+        else ""
+    )
+    return (
+        "<h2 class='wrong'>Label check: the mapping looks out of order</h2>"
+        f"<p>{escape(check.get('reason', ''))}.</p>"
+        f"<table><tr><th>true class</th><th>mostly answered as</th></tr>{rows}</table>" + suggestion
+    )
 
 
 def _class_metrics(metrics: dict[str, Any] | None) -> str:

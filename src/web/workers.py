@@ -120,7 +120,7 @@ def _die_with_parent(parent_pid: int) -> None:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent_pid:  # the parent died before the request above took effect
-        os._exit(1)
+        raise SystemExit(1)
 
 
 def _serve_one(

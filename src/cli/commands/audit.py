@@ -9,18 +9,22 @@ top-1, top-3, mean probability of the true class, and the Spearman rank correlat
 class's Grad-CAM map with the reference rendering's map in the drawing's own frame. A factor
 whose top-1 moves by more than 5 points is flagged as a likely shortcut, naming the classes
 that absorb the errors. Writes ``audit.json`` and ``audit.png`` (top-1 against level, one panel
-per factor, both paths). Exit code 8 when DIR is not a folder or has no usable file.
+per factor, both paths). The label check (``label_check`` in audit.json, one stderr line when
+suspect) reads the reference rendering's answers. Exit code 8 when DIR is not a folder or has
+no usable file.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 from src.audit import AUDIT_FIGURE, AUDIT_JSON
 from src.cli.common import emit, load_engine, load_labels, prepare_output_dir
 from src.cli.exit_status import ExitStatus
+from src.evaluation.label_check import label_check_line
 from src.utils.arguments import MAX_SEED, bounded_int
 from src.utils.atomic_write import write_json_atomic
 
@@ -98,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
         emit(f"FLAG {flag['message']}")
     if not report["flags"]:
         emit("No factor moved top-1 by more than 5 points.")
+    if (warning := label_check_line(report["label_check"])) is not None:
+        sys.stderr.write(warning + "\n")
     emit(f"Results written to {output_dir}")
     return ExitStatus.SUCCESS
 

@@ -9,7 +9,8 @@ drawings and ``.npy`` bitmaps, in any sub-folder. Outputs in the output folder:
                              runner-up and margin, low-confidence cases, mean maps, the model
                              file's SHA-256 and the run's time; for labelled inputs, accuracy,
                              precision/recall/F1 per class, the confusion matrix and the most
-                             confused pairs; faithfulness.json and audit.json when the output
+                             confused pairs; a warning when the label check finds the
+                             mapping out of order; faithfulness.json and audit.json when the output
                              folder holds them
     confusion_matrix.png     only with --confusion_figure: the matrix as a matplotlib figure
                              (slow to draw for many classes, so it is opt-in)
@@ -24,6 +25,7 @@ PARTIAL_FAILURE (9) instead of SUCCESS (0).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ from src.batch.local_runner import run_batch
 from src.batch.options import DEFAULT_BATCH_SIZE, DEFAULT_ORDER, BatchOptions, default_workers
 from src.cli.common import emit, load_engine, load_labels, prepare_output_dir
 from src.cli.exit_status import ExitStatus
+from src.evaluation.label_check import label_check_line
 from src.reports.batch_report import GALLERY_ORDERS
 from src.utils.arguments import positive_int, unit_float
 
@@ -195,6 +198,8 @@ def run(args: argparse.Namespace) -> int:
         emit(
             f"Accuracy: {summary['accuracy']:.1%} of {summary['class_metrics']['labelled']} labelled"
         )
+    if (warning := label_check_line(summary["label_check"])) is not None:
+        sys.stderr.write(warning + "\n")
     for failure in summary["failures"][:10]:
         emit(f"  failed: {failure['source']}: {failure['reason']}")
     emit(f"Report: {output_dir / 'report.html'}")
