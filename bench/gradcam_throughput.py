@@ -126,7 +126,7 @@ def measure_backend(args: argparse.Namespace) -> dict[str, Any]:
     the naive loop and tf-keras-vis. Returned as one JSON-ready dict."""
     import keras
 
-    from src.visualization.autodiff import compile_forward
+    from src.models.forward import compile_forward
     from src.visualization.gradcam import GradCAM
 
     model, note = load_bench_model(args.num_classes, args.model, args.image_size)

@@ -295,3 +295,31 @@ def test_an_input_whose_content_changed_is_explained_again_and_counted_once(
     circle = next(image for image in summary["images"] if image["source"] == "circle/0.png")
     assert circle["predicted_class"] == square["predicted_class"]
     assert circle["confidence"] == pytest.approx(square["confidence"], abs=1e-6)
+
+
+def test_actors_feed_the_drivers_input_convention(
+    sketch_model_dir: Path, inputs: Path, local_output: Path, tmp_path: Path
+) -> None:
+    """A model without a card, its convention given by the options: each actor must feed the
+    driver's InputSpec (on its own it would find no card and fall back to dark ink), so the
+    answers and overlays are the local run's on the carded model (light ink, 0-1)."""
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("model.h5", "label_mapping.json"):
+        shutil.copy(sketch_model_dir / name, bare / name)
+    output = tmp_path / "out"
+    code = main(
+        [
+            "--model", str(bare / "model.h5"), "--labels", str(bare / "label_mapping.json"),
+            "--ink", "light", "--value_range", "0-1", "--output", str(output),
+            "batch", "--images_dir", str(inputs), "--batch_size", "4", "--ray",
+        ]
+    )  # fmt: skip
+    assert code == ExitStatus.PARTIAL_FAILURE
+    local, distributed = summary_of(local_output), summary_of(output)
+    assert [image["predicted_class"] for image in distributed["images"]] == [
+        image["predicted_class"] for image in local["images"]
+    ]
+    for image in local["images"]:
+        difference = pixels(output / image["overlay"]) - pixels(local_output / image["overlay"])
+        assert np.abs(difference).max() <= 1, image["source"]
