@@ -66,11 +66,11 @@ def overlay_on_image(
     Raises:
         InvalidImageError: as ``to_model_input``.
     """
-    from src.data.preprocess import fit_geometry
+    from src.data.preprocess import fit_geometry, grayscale
     from src.data.raster import DEFAULT_MARGIN
     from src.visualization.overlay import overlay_heatmap
 
-    grey = np.asarray(image.convert("L"), np.float32) / 255.0
+    grey = grayscale(image)
     geometry = fit_geometry(image, DEFAULT_MARGIN if margin is None else margin)
     on_image = heatmap_on_image(heatmap, geometry, grey.shape)
     return overlay_heatmap(grey, on_image, alpha=alpha, colormap=colormap)
