@@ -92,5 +92,7 @@ def test_every_page_has_the_one_skeleton(render: Any, title: str) -> None:
     # The shared rules open every page's CSS; the page's own rules follow them.
     assert reader.styles[0].startswith(
         "\nbody{font-family:system-ui,sans-serif;margin:2em;color:#1d2330}\n"
-        "table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:4px 8px}\n"
+        "table{border-collapse:collapse;margin:8px 0;display:block;max-width:100%;overflow-x:auto}\n"
+        "td,th{border:1px solid #ccc;padding:4px 8px}\n"
+        "@media (max-width:600px){body{margin:1em}}\n"
     )

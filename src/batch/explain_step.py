@@ -11,7 +11,7 @@ import numpy as np
 from src.batch.inputs import BatchInput, Failure
 from src.batch.options import BatchOptions
 from src.batch.overlays import OVERLAYS_DIR
-from src.batch.records import BatchAccumulator, ImageRecord
+from src.batch.records import BatchAccumulator, EmptyInput, ImageRecord
 
 if TYPE_CHECKING:
     from src.service.explainer import Explainer
@@ -33,7 +33,8 @@ def explain_chunk(
     namer: OverlayPaths,
     options: BatchOptions,
 ) -> list[tuple[str, Path, np.ndarray]]:
-    """One compiled Grad-CAM call for the chunk's readable inputs.
+    """One compiled Grad-CAM call for the chunk's readable inputs; inputs with no ink are
+    counted apart (``accumulator.empty``) and never explained.
 
     Returns:
         (source, overlay path, overlay RGB) for each readable input, to be written.
@@ -48,6 +49,16 @@ def explain_chunk(
     if not readable:
         return []
     images = np.stack([array for _, array in readable])
+    empty = engine.empty_inputs(images)
+    accumulator.empty.extend(
+        EmptyInput(item.source, item.true_class)
+        for (item, _), blank in zip(readable, empty)
+        if blank
+    )
+    readable = [pair for pair, blank in zip(readable, empty) if not blank]
+    if not readable:
+        return []
+    images = images[~empty]
     result = engine.gradcam.explain(images)
     records, paths = [], []
     verdicts = engine.open_set(result)

@@ -96,9 +96,12 @@ def build_summary(
     records = accumulator.records
     return {
         **header,
-        "total": len(records) + len(accumulator.failures),
+        "total": len(records) + len(accumulator.failures) + len(accumulator.empty),
         "succeeded": len(records),
         "failed": len(accumulator.failures),
+        # Inputs with no ink: no class, no map, outside accuracy and the mean maps.
+        "empty": len(accumulator.empty),
+        "empty_inputs": [asdict(entry) for entry in accumulator.empty],
         "not_sure": sum(not record.recognised for record in records),
         "accuracy": metrics["accuracy"] if metrics else None,
         "class_metrics": metrics,
@@ -131,6 +134,8 @@ def write_summary_files(summary: dict[str, Any], output_dir: Path) -> None:
             if image.get(column) is not None
         }
         writer.writerow({**row, **numbers, "status": "ok"})
+    for entry in summary.get("empty_inputs", []):
+        writer.writerow({**entry, "status": "empty", "reason": "nothing drawn"})
     for failure in summary["failures"]:
         writer.writerow(
             {"source": failure["source"], "status": "failed", "reason": failure["reason"]}

@@ -40,7 +40,7 @@ from src.batch.ray_worker import (
     add_sums,
     record_from_row,
 )
-from src.batch.records import BatchAccumulator
+from src.batch.records import BatchAccumulator, EmptyInput
 from src.config import PROJECT_ROOT
 from src.errors import SketchError
 
@@ -110,6 +110,11 @@ def run_ray_batch(
             if not _delete_stale_parts(output_dir, current):
                 break
         accumulator = _assemble(engine, discovery, outcome.failed, current, output_dir)
+        accumulator.empty = [
+            EmptyInput(item.source, item.true_class)
+            for item in discovery.inputs
+            if item.source in outcome.empty
+        ]
     finally:
         if started_here:
             ray.shutdown()
@@ -190,6 +195,7 @@ class _PassOutcome:
 
     current: dict[str, str] = field(default_factory=dict)  # source -> content SHA-256
     failed: dict[str, str] = field(default_factory=dict)  # source -> reason
+    empty: set[str] = field(default_factory=set)  # sources with no ink (nothing drawn)
     explained: int = 0
     skipped: int = 0
 
@@ -255,6 +261,8 @@ def _run_pass(
             if status["status"] == "failed":
                 outcome.failed[status["source"]] = status["reason"]
                 continue
+            if status["status"] == "empty":
+                outcome.empty.add(status["source"])
             outcome.current[status["source"]] = status["sha256"]
             outcome.explained += status["status"] == "explained"
             outcome.skipped += status["status"] == "skipped"

@@ -319,6 +319,9 @@ class ExplainActor:
             for record in accumulator.records
         )
         statuses.extend(
+            _status(entry.source, hashes[entry.source], "empty") for entry in accumulator.empty
+        )
+        statuses.extend(
             _status(failure.source, hashes.get(failure.source, ""), "failed", failure.reason)
             for failure in accumulator.failures
         )

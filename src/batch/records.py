@@ -68,6 +68,15 @@ class ImageRecord:
         return None if self.true_class is None else self.true_class == self.predicted_class
 
 
+@dataclass(frozen=True)
+class EmptyInput:
+    """An input with no ink (``src.data.preprocess.is_empty``): nothing drawn, so no class,
+    no map, and no part in accuracy or the mean maps."""
+
+    source: str
+    true_class: str | None
+
+
 class MeanMap:
     """Running sums of heatmaps and inputs for one group of images."""
 
@@ -99,6 +108,7 @@ class BatchAccumulator:
         self.image_shape = image_shape
         self.records: list[ImageRecord] = []
         self.failures: list[Failure] = []
+        self.empty: list[EmptyInput] = []
         self.by_predicted: dict[int, MeanMap] = {}
         self.by_pair: dict[tuple[str, str], MeanMap] = {}
 

@@ -31,6 +31,11 @@ def emit(line: str = "") -> None:
     sys.stdout.flush()
 
 
+def nothing_drawn_text(source: object) -> str:
+    """The one line every command prints for an input with no ink: no class, no map."""
+    return f"nothing drawn in {source}"
+
+
 def colormap_name(text: str) -> str:
     """argparse type: a matplotlib colormap name (matplotlib is imported only when parsing)."""
     import matplotlib

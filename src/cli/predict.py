@@ -14,7 +14,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from src.cli.common import add_engine_options, add_verbose_option, configure_verbose_logging, emit
+from src.cli.common import (
+    add_engine_options,
+    add_verbose_option,
+    configure_verbose_logging,
+    emit,
+    nothing_drawn_text,
+)
 from src.cli.exit_status import EXIT_CODES_HELP, ExitStatus, run_guarded
 from src.config import PROJECT_ROOT
 from src.data.input_spec import join_value_range
@@ -69,6 +75,9 @@ def predict(args: argparse.Namespace) -> int:
         report_summary(summary, output_dir)
         return ExitStatus.SUCCESS
     image = engine.model_input(args.image_path)
+    if engine.empty_inputs(image)[0]:
+        emit(nothing_drawn_text(args.image_path))
+        return ExitStatus.SUCCESS
     prediction = engine.predictor.predict(image, args.top_k)[0]
     verdict = engine.open_set_of(image[None])[0]
     answer = {

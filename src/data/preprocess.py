@@ -204,6 +204,17 @@ class FitGeometry:
         return (np.asarray(rows) - self.top) * scale, (np.asarray(cols) - self.left) * scale
 
 
+def is_empty(ink: np.ndarray) -> bool:
+    """Whether a picture of ink intensities (1 = ink, 0 = paper, any shape) holds no ink.
+
+    The one "nothing drawn" rule: no pixel is above INK_THRESHOLD, the level ``to_model_input``
+    itself takes for ink. A blank canvas, a 1x1 PNG or an all-white photo comes out of
+    preprocessing as all zeros, and a model still ranks classes for it (a confident-looking
+    answer about nothing), so every interface asks this first and answers "nothing drawn".
+    """
+    return not bool(np.any(np.asarray(ink) > INK_THRESHOLD))
+
+
 def _geometry(ink: np.ndarray, margin: float) -> FitGeometry | None:
     """The crop box and the centred square around it; None for a blank image."""
     inked = ink > INK_THRESHOLD

@@ -13,6 +13,10 @@ from src.explain.map_agreement import mcnemar_exact, rank_correlation
 
 # Inputs shown in the "attention differs most" gallery, per pair of models.
 GALLERY_SIZE = 12
+# Only inputs whose maps' rank correlation is below this count as differing: at 0.9 and above
+# the two maps rank the same cells hottest, so showing them as "most different" when two
+# models agree everywhere would point at differences that are not there.
+DIFFERENT_BELOW = 0.9
 # The open-set fields of a model card worth repeating (the card keeps the rest).
 OPEN_SET_FIELDS = ("score", "temperature", "threshold", "recognised_when", "test")
 MCNEMAR_TEST = "exact two-sided binomial test of the discordant inputs (math.comb)"
@@ -177,7 +181,8 @@ def _pair_summary(
             "undefined_inputs": len(correlations) - len(defined),
         },
         "per_class": per_class,
-        "most_different": [n for _, n in ranked[:GALLERY_SIZE]],
+        "different_below": DIFFERENT_BELOW,
+        "most_different": [n for value, n in ranked[:GALLERY_SIZE] if value < DIFFERENT_BELOW],
         "audit_deltas": audit_deltas(*audits) if all(audits) else None,
     }
 

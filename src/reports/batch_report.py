@@ -11,6 +11,7 @@ Every text is HTML-escaped.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from html import escape
 from pathlib import Path
@@ -37,6 +38,10 @@ DOWNLOADS = (
     ("batch_summary.json", "everything on this page"),
     ("overlays/", "every overlay PNG"),
 )
+# An overlay opened from the gallery is shown this many CSS pixels wide, at most (the PNG is the
+# model's 64x64 input, enlarged without smoothing so each input pixel stays a crisp square);
+# _STYLE's ".zoom img" rule says the same for the page's CSS.
+ZOOM_WIDTH = 512
 # Confusion-matrix cells shade from white to this colour; the text switches to white where
 # black would fall below WCAG's 4.5:1 contrast.
 _CELL_RGB = (29, 78, 216)
@@ -55,6 +60,12 @@ th{background:#f5f6f8}
 .legend{display:flex;align-items:center;gap:8px;font-size:13px;margin:6px 0 12px}
 .legend .bar{width:220px;height:12px;border-radius:6px;border:1px solid #ccc}
 code{word-break:break-all}
+.zoom{display:none}
+.zoom:target{display:flex;position:fixed;inset:0;z-index:10;align-items:center;
+justify-content:center;background:rgba(0,0,0,.82)}
+.zoom .panel{max-width:94vw;background:#fff;padding:12px;border-radius:6px;font-size:15px}
+.zoom img{display:block;width:min(512px,88vw);height:auto;image-rendering:pixelated}
+.zoom .close{display:block;text-align:right;margin-bottom:6px}
 """
 
 
@@ -92,10 +103,11 @@ def render_report(
         _legend(summary.get("colormap", "jet")),
         _mean_maps(summary["mean_maps"]),
         f"<h2>Low-confidence cases (below {low_confidence:.0%}), least confident first</h2>",
-        _gallery(low[:LOW_CONFIDENCE_LIMIT]) if low else "<p>None.</p>",
+        _gallery(low[:LOW_CONFIDENCE_LIMIT], "low") if low else "<p>None.</p>",
         f"<h2>Gallery, {_ORDER_TITLES[order]}</h2>",
         _legend(summary.get("colormap", "jet")),
-        _gallery(images[:GALLERY_LIMIT]),
+        _gallery(images[:GALLERY_LIMIT], "gallery"),
+        _nothing_drawn(summary.get("empty_inputs", [])),
         _failures(summary["failures"]),
     ]
     return render_page(REPORT_TITLE, "\n".join(part for part in parts if part), _STYLE)
@@ -126,6 +138,8 @@ def _overview(summary: dict[str, Any]) -> str:
         ("Explained", summary["succeeded"]),
         # Explained inputs whose answer the open-set rule does not trust.
         ("Not sure", summary.get("not_sure", 0)),
+        # Inputs with no ink: no class, no map, outside accuracy and the mean maps.
+        ("Nothing drawn", summary.get("empty", 0)),
         ("Could not be read", summary["failed"]),
     ]
     cells = "".join(
@@ -160,17 +174,35 @@ def _legend(colormap: str) -> str:
     )
 
 
-def _figure(file: str, caption: str, wrong: bool = False, detail: str = "") -> str:
-    """One image with a caption (and an optional second, quieter line)."""
+def _figure(
+    file: str, caption: str, wrong: bool = False, detail: str = "", section: str = "gallery"
+) -> str:
+    """One image with a caption (and an optional second, quieter line); a click opens it at a
+    readable size on this page (``_zoom``) rather than as a bare 64x64 PNG."""
     css = " class='wrong'" if wrong else ""
     extra = f"<br><span class='second'>{escape(detail)}</span>" if detail else ""
+    key = f"{section}-{hashlib.sha1(file.encode('utf-8')).hexdigest()[:12]}"
     return (
-        f"<figure><a href='{escape(file)}'><img src='{escape(file)}' alt='{escape(caption)}'></a>"
+        f"<figure id='figure-{key}'><a href='#zoom-{key}'>"
+        f"<img src='{escape(file)}' alt='{escape(caption)}'></a>"
         f"<figcaption{css}>{escape(caption)}{extra}</figcaption></figure>"
+        + _zoom(file, caption, key)
     )
 
 
-def _gallery(images: list[dict[str, Any]]) -> str:
+def _zoom(file: str, caption: str, key: str) -> str:
+    """The image enlarged over the page while its anchor is the URL's target (CSS only);
+    "close" goes back to the figure, and the PNG file stays one link away."""
+    return (
+        f"<div class='zoom' id='zoom-{key}'><div class='panel'>"
+        f"<a class='close' href='#figure-{key}'>Close</a>"
+        f"<img src='{escape(file)}' alt='{escape(caption)}' width='{ZOOM_WIDTH}' "
+        f"height='{ZOOM_WIDTH}' loading='lazy'>"
+        f"<p>{escape(caption)} (<a href='{escape(file)}'>PNG file</a>)</p></div></div>"
+    )
+
+
+def _gallery(images: list[dict[str, Any]], section: str) -> str:
     """Overlays with source, prediction, confidence, runner-up, margin and the true class."""
     figures = []
     for image in images:
@@ -188,14 +220,15 @@ def _gallery(images: list[dict[str, Any]]) -> str:
                 f"then {image['second_class']} {image['second_confidence']:.0%}, "
                 f"margin {image['margin']:.2f}"
             )
-        figures.append(_figure(image["overlay"], caption, image["correct"] is False, detail))
+        wrong = image["correct"] is False
+        figures.append(_figure(image["overlay"], caption, wrong, detail, section))
     return f"<div class='grid'>{''.join(figures)}</div>"
 
 
 def _mean_maps(per_class: dict[str, Any]) -> str:
     """One mean overlay per predicted class."""
     figures = [
-        _figure(entry["file"], f"{name} ({entry['count']} images)")
+        _figure(entry["file"], f"{name} ({entry['count']} images)", section="mean")
         for name, entry in per_class.items()
     ]
     return f"<div class='grid'>{''.join(figures)}</div>" if figures else "<p>None.</p>"
@@ -231,7 +264,11 @@ def _class_metrics(metrics: dict[str, Any] | None) -> str:
             "(<code>apple.png</code>, <code>apple_2.png</code>).</p>"
         )
     pairs = [
-        _figure(pair["mean_map"], f"{pair['true']} taken for {pair['predicted']} x{pair['count']}")
+        _figure(
+            pair["mean_map"],
+            f"{pair['true']} taken for {pair['predicted']} x{pair['count']}",
+            section="pair",
+        )
         for pair in metrics["most_confused"]
         if pair.get("mean_map")
     ]
@@ -366,6 +403,23 @@ def _audit(files: list[str], output_dir: Path | None) -> str:
 def _short(value: object) -> str:
     """A JSON scalar for the audit table (floats to 4 significant digits)."""
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _nothing_drawn(entries: list[dict[str, Any]]) -> str:
+    """The inputs with no ink: listed apart, since they have no class and no map."""
+    if not entries:
+        return ""
+    items = "".join(
+        f"<li><code>{escape(entry['source'])}</code>"
+        + (f" (labelled {escape(entry['true_class'])})" if entry.get("true_class") else "")
+        + "</li>"
+        for entry in entries
+    )
+    return (
+        f"<h2>Nothing drawn ({len(entries)})</h2><p>These inputs hold no ink after "
+        "preprocessing, so the model was not asked: they have no class and no map, and "
+        f"accuracy leaves them out.</p><ul>{items}</ul>"
+    )
 
 
 def _failures(failures: list[dict[str, str]]) -> str:

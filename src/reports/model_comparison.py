@@ -36,6 +36,17 @@ def _number(value: Any, percent: bool = False) -> str:
     return escape(str(value))
 
 
+def _plain(value: Any) -> str:
+    """A card figure for people: floats to at most 4 decimals (a temperature stored as
+    0.9999999999999998 reads 1.0), everything else as it is."""
+    if isinstance(value, bool) or not isinstance(value, float):
+        return str(value)
+    if value != 0 and abs(value) < 1e-3:
+        return f"{value:.2e}"
+    text = f"{value:.4f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
+
+
 def _table(header: list[str], rows: list[list[str]]) -> str:
     """A table; cells are already escaped."""
     head = "".join(f"<th>{escape(cell)}</th>" for cell in header)
@@ -47,10 +58,15 @@ def _open_set(block: dict[str, Any] | None) -> str:
     """The card's open-set rule and test figures in one cell."""
     if not block:
         return "-"
-    parts = [f"{key} {block[key]}" for key in ("score", "temperature", "threshold") if key in block]
+    keys = ("score", "temperature", "threshold")
+    parts = [f"{key} {_plain(block[key])}" for key in keys if key in block]
     test = block.get("test")
     if isinstance(test, dict):
-        parts += [f"{key} {value}" for key, value in test.items() if isinstance(value, int | float)]
+        parts += [
+            f"{key} {_plain(value)}"
+            for key, value in test.items()
+            if isinstance(value, int | float)
+        ]
     return escape("; ".join(parts))
 
 
@@ -129,7 +145,15 @@ def _per_class(pair: dict[str, Any]) -> str:
 
 
 def _gallery(summary: dict[str, Any], pair: dict[str, Any], overlays: dict[int, dict]) -> str:
-    """The inputs whose maps differ most: each model's overlay and answer."""
+    """The inputs whose maps differ most (below the summary's agreement threshold): each
+    model's overlay and answer; a sentence instead when the models agree everywhere."""
+    if not pair["most_different"]:
+        below = pair.get("different_below")
+        bound = f" (every input's r is {_number(below)} or more)" if below is not None else ""
+        return (
+            "<h3>Where attention differs most</h3>"
+            f"<p>Nowhere: the two models' maps agree on every input{bound}.</p>"
+        )
     cases = []
     for number in pair["most_different"]:
         record = summary["per_input"][number]
@@ -178,8 +202,24 @@ def _audit(pair: dict[str, Any]) -> str:
     return "<h3>Audit, first &rarr; second</h3>" + _table(header, rows)
 
 
+def _files(json_name: str | None, figure_name: str | None) -> str:
+    """Links to the comparison's JSON and mean-map figure beside the page."""
+    links = [
+        f"<li><a href='{escape(name)}'>{escape(name)}</a>: {what}</li>"
+        for name, what in (
+            (json_name, "every figure on this page, per model, pair and input"),
+            (figure_name, "the mean maps per class, full size"),
+        )
+        if name
+    ]
+    return f"<h2>Files</h2><ul>{''.join(links)}</ul>" if links else ""
+
+
 def render_comparison(
-    summary: dict[str, Any], overlays: dict[int, dict[str, str]], figure_name: str | None
+    summary: dict[str, Any],
+    overlays: dict[int, dict[str, str]],
+    figure_name: str | None,
+    json_name: str | None = None,
 ) -> str:
     """The whole page as a string.
 
@@ -187,8 +227,9 @@ def render_comparison(
         summary: ``model_comparison.json``'s content.
         overlays: input index -> model name -> image URI, for every gallery input.
         figure_name: the mean-map figure's file name beside the page, or None.
+        json_name: the summary's JSON file name beside the page, or None.
     """
-    parts = [_models(summary)]
+    parts = [_files(json_name, figure_name), _models(summary)]
     for pair in summary["pairs"]:
         parts += [
             f"<h2>{escape(pair['name'])}</h2>",
@@ -199,7 +240,9 @@ def render_comparison(
         ]
     if figure_name:
         parts.append(
-            f"<h2>Mean maps per class</h2><img class='figure' alt='mean maps' "
-            f"src='{escape(figure_name)}'>"
+            "<h2>Mean maps per class</h2><p>Each class's mean Grad-CAM, one column per model; "
+            "r is the rank correlation of the two mean maps. Open the image for full size.</p>"
+            f"<a href='{escape(figure_name)}'><img class='figure' "
+            f"alt='mean Grad-CAM per class, models side by side' src='{escape(figure_name)}'></a>"
         )
     return render_page(COMPARISON_TITLE, "\n".join(parts), _STYLE)

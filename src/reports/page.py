@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from html import escape
 
-# What every page has in common; a page's own rules come after and win over these.
+# What every page has in common; a page's own rules come after and win over these. A table
+# wider than the screen (a 24-class confusion matrix on a phone) scrolls inside its own box,
+# so the page itself never scrolls sideways.
 BASE_STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#1d2330}
-table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:4px 8px}
+table{border-collapse:collapse;margin:8px 0;display:block;max-width:100%;overflow-x:auto}
+td,th{border:1px solid #ccc;padding:4px 8px}
+@media (max-width:600px){body{margin:1em}}
 """
 
 

@@ -185,6 +185,25 @@ class Explainer:
         ``(..., H, W)`` in [0, 1] (``InputSpec.decode``), the picture every display draws."""
         return self.input_spec.decode(model_input)
 
+    def empty_inputs(self, images: Any) -> np.ndarray:
+        """Which model inputs hold no ink (``src.data.preprocess.is_empty``): (N,) bool.
+
+        Every interface asks this before classifying: an empty input gets "nothing drawn",
+        never a class or a map. The input is read back to ink intensities in the model's own
+        convention (``input_spec.decode``) when the service has one, else it is that ink
+        already (light on dark, 0-1).
+        """
+        from src.data.preprocess import is_empty, to_batch
+        from src.errors import ModelLoadError
+
+        try:
+            spec: InputSpec | None = self.input_spec
+        except ModelLoadError:  # a model outside 16-512 px has no convention: canonical ink
+            spec = None
+        batch = to_batch(images)
+        ink = spec.decode(batch) if spec is not None else batch
+        return np.array([is_empty(picture) for picture in ink], dtype=bool)
+
     def open_set(self, result: CamResult) -> list[OpenSetVerdict]:
         """The "not sure" verdict for each image of ``result`` (``self.open_set_rule``)."""
         return assess(self.open_set_rule, result.logits, result.probabilities)

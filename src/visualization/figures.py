@@ -318,9 +318,12 @@ def save_model_comparison_figure(
     model_names: list[str],
     correlations: dict[str, float | None],
     path: str | Path,
-    columns: int = 6,
+    columns: int = 3,
 ) -> Path:
     """Per class, every model's mean map side by side, titled with their rank correlation.
+
+    Panels and labels are sized to read on the report page (about 1,400 px wide) without
+    zooming: few classes per row, 11-point titles.
 
     Args:
         class_maps: class name -> mean maps (M, G, G), one per model, values in [0, 1].
@@ -338,7 +341,7 @@ def save_model_comparison_figure(
     rows = -(-len(class_maps) // columns)
     width = min(columns, len(class_maps))
     figure, axes = plt.subplots(
-        rows, width * models, figsize=(1.5 * width * models, 1.75 * rows), squeeze=False
+        rows, width * models, figsize=(2.4 * width * models, 2.8 * rows), squeeze=False
     )
     try:
         for axis in axes.flat:
@@ -355,10 +358,10 @@ def save_model_comparison_figure(
                     if position == 0
                     else (f"r={correlation:.2f}" if correlation is not None else "r=n/a")
                 )
-                axis.set_title(f"{title}\n{label}" if label else title, fontsize=7)
+                axis.set_title(f"{title}\n{label}" if label else title, fontsize=11)
         figure.suptitle(
             "Mean Grad-CAM per class, models side by side (r: Spearman of the mean maps)",
-            fontsize=9,
+            fontsize=12,
         )
         figure.tight_layout()
         return save_atomically(figure, path, dpi=100)

@@ -139,6 +139,11 @@ class GradCAM:
     def explain(self, images: Any, class_indices: Any = None) -> CamResult:
         """Maps for a batch of images in one compiled call.
 
+        Nothing drawn: an input with no ink (``src.data.preprocess.is_empty`` of its ink)
+        still gets arrays here, since the model ranks classes for a blank image too; they
+        describe nothing. Check ``Explainer.empty_inputs`` first, as every interface does, and
+        answer "nothing drawn" instead.
+
         Args:
             images: (H, W), (H, W, C), (1, H, W, C) or (N, H, W, C) float input.
             class_indices: None (each image's predicted class), one int or target for all
@@ -159,6 +164,11 @@ class GradCAM:
 
     def generate_gradcam(self, image: Any, class_idx: int | None = None) -> np.ndarray:
         """The normalised heatmap: (H, W) for one image, (N, H, W) for a batch of N > 1.
+
+        Nothing drawn: an input with no ink (``src.data.preprocess.is_empty`` of its ink)
+        still gets arrays here, since the model ranks classes for a blank image too; they
+        describe nothing. Check ``Explainer.empty_inputs`` first, as every interface does, and
+        answer "nothing drawn" instead.
 
         Args:
             image: (H, W), (H, W, 1), (1, H, W, 1) or (N, H, W, 1).
@@ -187,6 +197,11 @@ class GradCAM:
         colormap: str = "jet",
     ) -> dict[str, Any]:
         """Explain the prediction for one image and optionally save the three-panel figure.
+
+        Nothing drawn: an input with no ink (``src.data.preprocess.is_empty`` of its ink)
+        still gets arrays here, since the model ranks classes for a blank image too; they
+        describe nothing. Check ``Explainer.empty_inputs`` first, as every interface does, and
+        answer "nothing drawn" instead.
 
         Returns:
             dict with predicted_class (name if class_names given, else index),
@@ -233,6 +248,11 @@ class GradCAM:
         colormap: str = "jet",
     ) -> list[dict[str, Any]]:
         """Maps for the top-k classes of one image, computed in one batched call.
+
+        Nothing drawn: an input with no ink (``src.data.preprocess.is_empty`` of its ink)
+        still gets arrays here, since the model ranks classes for a blank image too; they
+        describe nothing. Check ``Explainer.empty_inputs`` first, as every interface does, and
+        answer "nothing drawn" instead.
 
         Writes ``gradcam_top{rank}_{class}.png`` into ``save_dir`` when given (class names made
         safe for file names, see ``src.utils.filenames.safe_filename``).

@@ -30,7 +30,7 @@ from src.web.explain_schemas import (
     TimelineRequest,
     TimelineResponse,
 )
-from src.web.routes import ERRORS
+from src.web.routes import ERRORS, nothing_drawn
 
 # Side of the stroke-importance PNG: the drawing's own frame, sharper than the 64x64 model input.
 STROKE_IMAGE_SIZE = 192
@@ -119,11 +119,13 @@ def _explain_strokes(body: ExplainStrokesRequest, engine: Engine) -> ExplainStro
     """``/explain_strokes``'s work (in the threadpool)."""
     from src.visualization.overlay import to_png_bytes
 
-    engine.model_input(None, body.strokes)  # validates the strokes and the point limit
+    sketch = engine.model_input(None, body.strokes)  # validates the strokes and point limit
     _check_explained_points(body.strokes)
     wanted = _class_index(
         engine, body.class_name if body.class_name is not None else body.class_index
     )
+    if nothing_drawn(engine, sketch):
+        return ExplainStrokesResponse(empty=True)
     cam = engine.cam(body.method, body.layer)
     attribution = attribute_strokes(body.strokes, cam, wanted)
     summary = attribution_to_dict(attribution, engine.labels.class_names)
@@ -168,8 +170,10 @@ async def timeline(body: TimelineRequest, engine: EngineDep) -> TimelineResponse
 
 def _timeline(body: TimelineRequest, engine: Engine) -> TimelineResponse:
     """``/timeline``'s work (in the threadpool)."""
-    engine.model_input(None, body.strokes)  # validates the strokes and the point limit
+    sketch = engine.model_input(None, body.strokes)  # validates the strokes and point limit
     _check_timeline_work(body.strokes)
+    if nothing_drawn(engine, sketch):
+        return TimelineResponse(empty=True)
     cam = engine.cam(body.method, body.layer)
     result = build_timeline(body.strokes, cam)
     summary = timeline_to_dict(result, engine.labels.class_names, top_k=body.top_k)
@@ -192,6 +196,8 @@ def _compare(body: CompareRequest, engine: Engine) -> CompareResponse:
     first, second = _class_index(engine, body.class_a), _class_index(engine, body.class_b)
     if first is not None and first == second:
         raise SketchError("'class_a' and 'class_b' must be two different classes")
+    if nothing_drawn(engine, sketch):
+        return CompareResponse(empty=True)
     cam = engine.cam(body.method, body.layer)
     probabilities = engine.predict(sketch).probabilities
     first, second = pick_pair(probabilities, first, second)

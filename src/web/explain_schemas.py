@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, StrictInt, model_validator
 
 from src.web.schemas import (
+    EMPTY_DESCRIPTION,
     STROKES_DESCRIPTION,
     ClassScore,
     MethodChoice,
@@ -58,13 +59,16 @@ class StrokeImportance(BaseModel):
 class ExplainStrokesResponse(ClassScore):
     """Per-stroke importance for one class."""
 
-    strokes: list[StrokeImportance]
-    stroke_image: str = Field(
-        description="PNG data URL: the strokes coloured by importance (jet: red most)."
+    strokes: list[StrokeImportance] = Field(default_factory=list)
+    stroke_image: str | None = Field(
+        default=None,
+        description="PNG data URL: the strokes coloured by importance (jet: red most).",
     )
-    gradcam_overlay: str = Field(description="The class's map over the model input.")
-    method: str
-    layer: str
+    gradcam_overlay: str | None = Field(
+        default=None, description="The class's map over the model input."
+    )
+    method: str | None = None
+    layer: str | None = None
 
 
 class TimelineRequest(StrokesRequest):
@@ -99,13 +103,15 @@ class TimelineResponse(BaseModel):
     """One step per stroke, in drawing order."""
 
     success: Literal[True] = True
-    final_class: str
-    settled_after_strokes: int = Field(
-        description="From this many strokes on, the prediction never changes again."
+    empty: bool = Field(default=False, description=EMPTY_DESCRIPTION)
+    final_class: str | None = None
+    settled_after_strokes: int | None = Field(
+        default=None,
+        description="From this many strokes on, the prediction never changes again.",
     )
-    steps: list[TimelineStep]
-    method: str
-    layer: str
+    steps: list[TimelineStep] = Field(default_factory=list)
+    method: str | None = None
+    layer: str | None = None
 
 
 class CompareRequest(SketchInput, MethodChoice):
@@ -127,13 +133,22 @@ class CompareResponse(BaseModel):
     """Contrastive maps: evidence for A over B, and for B over A."""
 
     success: Literal[True] = True
-    class_a: ComparedClass
-    class_b: ComparedClass
-    logit_margin: float = Field(description="logit(A) - logit(B): positive when A is ahead.")
-    contrast_heatmap: str = Field(description="Where the sketch argues for A over B (jet).")
-    contrast_overlay: str = Field(description="The same, over the model input.")
-    against_heatmap: str = Field(description="Where the sketch argues for B over A.")
-    against_overlay: str = Field(description="The same, over the model input.")
-    input_image: str
-    method: str
-    layer: str
+    empty: bool = Field(default=False, description=EMPTY_DESCRIPTION)
+    class_a: ComparedClass | None = None
+    class_b: ComparedClass | None = None
+    logit_margin: float | None = Field(
+        default=None, description="logit(A) - logit(B): positive when A is ahead."
+    )
+    contrast_heatmap: str | None = Field(
+        default=None, description="Where the sketch argues for A over B (jet)."
+    )
+    contrast_overlay: str | None = Field(
+        default=None, description="The same, over the model input."
+    )
+    against_heatmap: str | None = Field(
+        default=None, description="Where the sketch argues for B over A."
+    )
+    against_overlay: str | None = Field(default=None, description="The same, over the model input.")
+    input_image: str | None = None
+    method: str | None = None
+    layer: str | None = None

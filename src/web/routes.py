@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from src.inference.predictor import rank_classes
 from src.visualization.cam_methods import METHODS
 from src.visualization.target_layers import list_conv_layers
-from src.web.deps import EngineDep, SketchResult
+from src.web.deps import Engine, EngineDep, SketchResult
 from src.web.monitoring import monitor_request, should_log
 from src.web.schemas import (
     AnalyzeRequest,
@@ -62,6 +62,11 @@ def _ranking(engine: EngineDep, result: SketchResult, top_k: int) -> dict[str, o
     }
 
 
+def nothing_drawn(engine: Engine, sketch: np.ndarray) -> bool:
+    """Whether the sketch holds no ink (the service's one rule): answered "nothing drawn"."""
+    return bool(engine.explainer.empty_inputs(sketch)[0])
+
+
 @router.get("/", include_in_schema=False)
 def index() -> FileResponse:
     """The drawing page."""
@@ -100,6 +105,8 @@ async def _monitor(
 async def predict_with_gradcam(body: GradcamRequest, engine: EngineDep) -> GradcamResponse:
     """Classify a sketch and explain the predicted class with a Grad-CAM heatmap and overlay."""
     sketch = await engine.model_input_async(body.image, body.strokes)
+    if nothing_drawn(engine, sketch):
+        return GradcamResponse(empty=True, recognised=False)
     result = await engine.explain_async(sketch, body.method, body.layer, class_index=None)
     await _monitor(engine, sketch, result, body.method, body.layer)
     return GradcamResponse(
@@ -115,6 +122,9 @@ async def analyze_class(body: AnalyzeRequest, engine: EngineDep) -> AnalyzeRespo
         body.class_index if body.class_name is None else engine.labels.index_of(body.class_name)
     )
     sketch = await engine.model_input_async(body.image, body.strokes)
+    if nothing_drawn(engine, sketch):
+        name = engine.labels.name_of(wanted)  # an unknown class is still a 404
+        return AnalyzeResponse(empty=True, recognised=False, class_name=name, class_index=wanted)
     result = await engine.explain_async(sketch, body.method, body.layer, class_index=wanted)
     probabilities, predicted = result.probabilities, int(result.probabilities.argmax())
     return AnalyzeResponse(
@@ -133,6 +143,8 @@ async def analyze_class(body: AnalyzeRequest, engine: EngineDep) -> AnalyzeRespo
 async def predict(body: PredictRequest, engine: EngineDep) -> PredictResponse:
     """Classify a sketch: the top class and the top-k ranking, no map."""
     sketch = await engine.model_input_async(body.image, body.strokes)
+    if nothing_drawn(engine, sketch):
+        return PredictResponse(empty=True, recognised=False)
     result = await engine.predict_async(sketch)
     await _monitor(engine, sketch, result)
     return PredictResponse(**_ranking(engine, result, body.top_k))  # type: ignore[arg-type]

@@ -12,6 +12,10 @@ from src.visualization.cam_methods import DEFAULT_METHOD, METHODS
 # Quick, Draw! strokes: [[xs, ys], ...] or [[xs, ys, ts], ...].
 Strokes = list[list[list[float]]]
 
+EMPTY_DESCRIPTION = (
+    "True when the sketch holds no ink after preprocessing (a blank canvas, an all-white "
+    "image): nothing drawn, so no class, no score and no map; `recognised` is then false."
+)
 IMAGE_DESCRIPTION = (
     "Base64 PNG/JPEG (any image Pillow reads), with or without a `data:image/png;base64,` prefix."
 )
@@ -101,27 +105,34 @@ class TopPrediction(BaseModel):
 
 
 class PredictResponse(BaseModel):
-    """The top class and the ranking."""
+    """The top class and the ranking (None and [] when nothing is drawn)."""
 
     success: Literal[True] = True
-    prediction: str
-    class_index: int
-    confidence: float
-    top_predictions: list[TopPrediction]
+    empty: bool = Field(default=False, description=EMPTY_DESCRIPTION)
+    prediction: str | None = None
+    class_index: int | None = None
+    confidence: float | None = None
+    top_predictions: list[TopPrediction] = Field(default_factory=list)
     recognised: bool = Field(
         description="False means not sure: the drawing may be none of the known classes."
     )
-    open_set_score: float = Field(description="The open-set score; recognised when >= threshold.")
+    open_set_score: float | None = Field(
+        default=None, description="The open-set score; recognised when >= threshold."
+    )
 
 
 class CamImages(BaseModel):
-    """Grad-CAM images as ``data:image/png;base64,`` URLs."""
+    """Grad-CAM images as ``data:image/png;base64,`` URLs (None when nothing is drawn)."""
 
-    gradcam_heatmap: str = Field(description="The heatmap alone (jet colormap).")
-    gradcam_overlay: str = Field(description="The heatmap blended over the preprocessed sketch.")
-    input_image: str = Field(description="What the model saw: the preprocessed 64x64 sketch.")
-    method: str
-    layer: str
+    gradcam_heatmap: str | None = Field(default=None, description="The heatmap alone (jet).")
+    gradcam_overlay: str | None = Field(
+        default=None, description="The heatmap blended over the preprocessed sketch."
+    )
+    input_image: str | None = Field(
+        default=None, description="What the model saw: the preprocessed 64x64 sketch."
+    )
+    method: str | None = None
+    layer: str | None = None
 
 
 class GradcamResponse(PredictResponse, CamImages):
@@ -132,18 +143,21 @@ class ClassScore(BaseModel):
     """The class a map explains, its probability, and the model's own top class."""
 
     success: Literal[True] = True
-    class_name: str
-    class_index: int
-    confidence: float = Field(description="The model's probability for this class.")
-    predicted_class: str
-    predicted_confidence: float
+    empty: bool = Field(default=False, description=EMPTY_DESCRIPTION)
+    class_name: str | None = None
+    class_index: int | None = None
+    confidence: float | None = Field(
+        default=None, description="The model's probability for this class."
+    )
+    predicted_class: str | None = None
+    predicted_confidence: float | None = None
 
 
 class AnalyzeResponse(CamImages, ClassScore):
     """``POST /analyze_class``."""
 
     recognised: bool = Field(description="Whether the predicted class is trusted (open set).")
-    open_set_score: float
+    open_set_score: float | None = None
 
 
 class ClassesResponse(BaseModel):

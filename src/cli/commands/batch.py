@@ -194,6 +194,8 @@ def run(args: argparse.Namespace) -> int:
         f"{summary['failed']} could not be read"
     )
     emit(f"Not sure: {summary['not_sure']} of {summary['succeeded']} (open-set rule)")
+    if summary["empty"]:
+        emit(f"Nothing drawn: {summary['empty']} inputs with no ink (no class, not in accuracy)")
     if summary["accuracy"] is not None:
         emit(
             f"Accuracy: {summary['accuracy']:.1%} of {summary['class_metrics']['labelled']} labelled"

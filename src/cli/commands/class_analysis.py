@@ -11,7 +11,14 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from src.cli.common import emit, load_engine, load_labels, prepare_output_dir, relative_to
+from src.cli.common import (
+    emit,
+    load_engine,
+    load_labels,
+    nothing_drawn_text,
+    prepare_output_dir,
+    relative_to,
+)
 from src.cli.exit_status import ExitStatus
 from src.inference.open_set import not_sure_text
 from src.utils.atomic_write import write_json_atomic
@@ -46,6 +53,10 @@ def run(args: argparse.Namespace) -> int:
     engine = load_engine(args, labels)
     output_dir = prepare_output_dir(args.output)
     image = engine.model_input(args.image)
+    if engine.empty_inputs(image)[0]:
+        # No ink: no class and no map to explain, whichever class was asked for.
+        emit(nothing_drawn_text(args.image))
+        return ExitStatus.SUCCESS
     figure_path = path_inside(output_dir, f"gradcam_class_{safe_filename(class_name)}.png")
     result = engine.gradcam.visualize_prediction(
         image,

@@ -261,7 +261,9 @@ def _write_outputs(
             rgb = overlay_heatmap(seen, run.heatmaps[number], args.alpha, args.colormap)
             encoded = base64.b64encode(to_png_bytes(rgb)).decode("ascii")
             overlays[number][run.spec.name] = f"data:image/png;base64,{encoded}"
-    write_text_atomic(output_dir / HTML_NAME, render_comparison(summary, overlays, figure))
+    write_text_atomic(
+        output_dir / HTML_NAME, render_comparison(summary, overlays, figure, JSON_NAME)
+    )
 
 
 def _report(summary: dict[str, Any], output_dir: Path) -> None:

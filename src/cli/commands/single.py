@@ -19,6 +19,7 @@ from src.cli.common import (
     DEFAULT_TOP_K,
     emit,
     load_engine,
+    nothing_drawn_text,
     prepare_output_dir,
     relative_to,
 )
@@ -75,7 +76,8 @@ def analyse_image(
         colormap: matplotlib colormap name.
 
     Returns:
-        The summary written to ``analysis_summary.json``.
+        The summary written to ``analysis_summary.json``; for an image with no ink it says
+        ``"empty": true`` with no class, and no figure is drawn.
 
     Raises:
         InvalidImageError: if the image is missing or unreadable.
@@ -83,6 +85,8 @@ def analyse_image(
     import numpy as np
 
     image = engine.model_input(image_path)
+    if engine.empty_inputs(image)[0]:
+        return _write_summary(output_dir, _nothing_drawn_summary(engine, image_path))
     names = list(engine.class_names)
     prediction = engine.gradcam.visualize_prediction(
         image, names, save_path=output_dir / FIGURE_NAME, alpha=alpha, colormap=colormap
@@ -120,6 +124,27 @@ def analyse_image(
         "figure": FIGURE_NAME,
         "overlay_on_image": ON_IMAGE_NAME,
     }
+    return _write_summary(output_dir, summary)
+
+
+def _nothing_drawn_summary(engine: Explainer, image_path: str | Path) -> dict[str, Any]:
+    """The summary of an image with no ink: no class, no score, no figure."""
+    return {
+        "image_path": str(image_path),
+        "model_path": str(engine.model_path),
+        "empty": True,
+        "predicted_class": None,
+        "predicted_label": None,
+        "confidence": None,
+        "recognised": False,
+        "open_set_score": None,
+        "top_predictions": [],
+        "figure": None,
+    }
+
+
+def _write_summary(output_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
+    """Write ``analysis_summary.json`` and return the summary."""
     write_json_atomic(output_dir / SUMMARY_NAME, summary)
     return summary
 
@@ -145,7 +170,10 @@ def answer_text(summary: dict[str, Any]) -> str:
 
 
 def report_summary(summary: dict[str, Any], output_dir: Path) -> None:
-    """Print the prediction, the ranking and where the files are."""
+    """Print the prediction, the ranking and where the files are (one line for no ink)."""
+    if summary.get("empty"):
+        emit(nothing_drawn_text(summary["image_path"]))
+        return
     emit(f"Predicted: {answer_text(summary)}")
     for entry in summary["top_predictions"]:
         emit(f"  {entry['rank']}. {entry['class_name']}: {entry['confidence']:.3f}")
