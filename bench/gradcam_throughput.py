@@ -11,8 +11,10 @@ TensorFlow in the same process as its row: a per-image ``tf.GradientTape`` loop
 [engine / naive >= 15] and ``tf_keras_vis.gradcam.Gradcam`` when installed [engine / vis >= 5].
 Targets are printed, not asserted.
 
-The model is ``models/best_model.h5`` when present, else a freshly built ``build_cnn`` with 24
-classes (same architecture and cost, random weights).
+The model is ``--model PATH`` when given (any Keras sketch model, e.g. a 28x28 one), else
+``models/best_model.h5`` when present and ``--image_size`` is not given, else a freshly built
+``build_cnn`` with 24 classes at ``--image_size`` (default 64: same architecture and cost as the
+shipped model, random weights). ``--image_size 28`` measures a Google-bitmap-sized model.
 """
 
 from __future__ import annotations
@@ -50,19 +52,23 @@ def best_seconds(
     return best
 
 
-def load_bench_model(num_classes: int) -> tuple[Any, str]:
-    """The shipped model when present, else a freshly built build_cnn (and a note saying so)."""
-    if os.path.isfile(SHIPPED_MODEL):
-        from src.visualization.gradcam import load_model_for_gradcam
+def load_bench_model(
+    num_classes: int, model_path: str | None = None, image_size: int | None = None
+) -> tuple[Any, str]:
+    """``model_path``, else the shipped model when present (and no ``image_size`` asked), else
+    a freshly built build_cnn at ``image_size`` (and a note saying which)."""
+    from src.visualization.gradcam import load_model_for_gradcam
 
+    if model_path is not None:
+        return load_model_for_gradcam(model_path), model_path
+    if image_size is None and os.path.isfile(SHIPPED_MODEL):
         return load_model_for_gradcam(SHIPPED_MODEL), SHIPPED_MODEL
     from src.config import ModelConfig
     from src.models.cnn import build_cnn
 
-    model = build_cnn(ModelConfig(num_classes=num_classes))
-    note = (
-        f"{SHIPPED_MODEL} not found: freshly built build_cnn({num_classes} classes), random weights"
-    )
+    side = image_size or 64
+    model = build_cnn(ModelConfig(num_classes=num_classes, image_size=side))
+    note = f"freshly built build_cnn({num_classes} classes, {side}x{side}), random weights"
     return model, note
 
 
@@ -120,10 +126,10 @@ def measure_backend(args: argparse.Namespace) -> dict[str, Any]:
     the naive loop and tf-keras-vis. Returned as one JSON-ready dict."""
     import keras
 
-    from src.visualization.autodiff import compile_forward
+    from src.models.forward import compile_forward
     from src.visualization.gradcam import GradCAM
 
-    model, note = load_bench_model(args.num_classes)
+    model, note = load_bench_model(args.num_classes, args.model, args.image_size)
     batch = np.random.default_rng(0).random((args.batch_size, *model.input_shape[1:]), np.float32)
     engine = GradCAM(model)
     forward = compile_forward(model)
@@ -248,6 +254,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--naive_images", "--naive-images", type=int, default=64)
     parser.add_argument("--num_classes", "--num-classes", type=int, default=24)
+    parser.add_argument("--model", default=None, help="a Keras model file to measure")
+    parser.add_argument(
+        "--image_size",
+        "--image-size",
+        type=int,
+        default=None,
+        help="build the bench CNN at this side (e.g. 28) instead of using the shipped model",
+    )
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
     parser.add_argument("--row", action="store_true", help=argparse.SUPPRESS)
     arguments = sys.argv[1:] if argv is None else argv

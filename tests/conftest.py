@@ -78,12 +78,17 @@ STROKES_BY_CLASS = {
 }
 
 
+# The "input" block of a card for a model that reads to_model_input's own picture.
+LIGHT_INK_CARD = {"ink": "light", "value_range": "0-1"}
+
+
 @pytest.fixture(scope="session")
 def sketch_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small 64x64 sketch CNN (the project's architecture, narrow) saved as .h5 with labels.
 
     Trained for a few steps on rendered circles, lines and squares so predictions are not
-    uniform. Files: model.h5, label_mapping.json, and sketches/<class>/<n>.png (black on white).
+    uniform. Files: model.h5, label_mapping.json, model_card.json (its input convention: light
+    ink, 0-1) and sketches/<class>/<n>.png (black on white).
     """
     import keras
     from PIL import Image
@@ -122,6 +127,9 @@ def sketch_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model.fit(np.stack(images), np.array(labels), epochs=30, batch_size=8, verbose=0)
     model.save(directory / "model.h5")
     LabelMap(TINY_CLASSES).save(directory / "label_mapping.json")
+    # Trained on strokes_to_model_input's picture (light ink, 0-1): its card says so, as the
+    # shipped model's does, so every interface feeds it that way.
+    (directory / "model_card.json").write_text(json.dumps({"input": LIGHT_INK_CARD}))
     return directory
 
 
@@ -293,3 +301,11 @@ def browser(server_url: str) -> Iterator[object]:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+def light_ink(model):  # type: ignore[no-untyped-def]
+    """The convention the project's test models read (light ink on dark, 0-1): the one
+    ``to_model_input`` gives without a spec, stated the way a user would pass it."""
+    from src.data.input_spec import resolve_input_spec
+
+    return resolve_input_spec(model, "light", "0-1")

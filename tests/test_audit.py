@@ -19,6 +19,7 @@ from src.audit.factors import FACTORS, REFERENCE, RenderSpec, drawing_points, re
 from src.audit.run import load_audit_data, run_audit
 from src.data.preprocess import FitGeometry, fit_geometry, to_model_input
 from src.errors import DataFormatError
+from tests.conftest import light_ink
 
 SIDE = 32  # input side of the tiny audit models
 
@@ -178,39 +179,40 @@ def _rectangles(width: int, height: int, count: int) -> list[list[list[list[floa
     return drawings
 
 
-@pytest.fixture(scope="module")
-def ink_audit(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def _light(model):  # type: ignore[no-untyped-def]
+    """The model's GradCAM at ``last_conv``, fed light ink 0-1 (what these models read)."""
     from src.visualization.gradcam import GradCAM
 
+    return GradCAM(model, layer_name="last_conv", input_spec=light_ink(model))
+
+
+@pytest.fixture(scope="module")
+def ink_audit(tmp_path_factory: pytest.TempPathFactory) -> dict:
     folder = tmp_path_factory.mktemp("ink_data")
     _write_ndjson(folder / "heavy.ndjson", _rectangles(200, 200, 4))
     classes = ("heavy", "light")
     data = load_audit_data(folder, classes, 10)
-    return run_audit(GradCAM(build_ink_model(), layer_name="last_conv"), data, classes)
+    return run_audit(_light(build_ink_model()), data, classes)
 
 
 @pytest.fixture(scope="module")
 def heavy_ink_audit(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    from src.visualization.gradcam import GradCAM
-
     folder = tmp_path_factory.mktemp("heavy_ink_data")
     _write_ndjson(folder / "heavy.ndjson", _rectangles(200, 200, 4))
     classes = ("heavy", "light")
     data = load_audit_data(folder, classes, 10)
     model = build_ink_model(threshold=0.2)
-    return run_audit(GradCAM(model, layer_name="last_conv"), data, classes)
+    return run_audit(_light(model), data, classes)
 
 
 @pytest.fixture(scope="module")
 def aspect_audit(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    from src.visualization.gradcam import GradCAM
-
     folder = tmp_path_factory.mktemp("aspect_data")
     _write_ndjson(folder / "wide.ndjson", _rectangles(200, 80, 3))
     _write_ndjson(folder / "tall.ndjson", _rectangles(80, 200, 3))
     classes = ("tall", "wide")
     data = load_audit_data(folder, classes, 10)
-    return run_audit(GradCAM(build_aspect_model(), layer_name="last_conv"), data, classes)
+    return run_audit(_light(build_aspect_model()), data, classes)
 
 
 def _top1(report: dict, factor: str, path: str) -> dict[str, float]:

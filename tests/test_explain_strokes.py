@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.conftest import light_ink
+
 TOP_STROKE = [[0, 100], [10, 10]]
 BOTTOM_STROKE = [[0, 100], [90, 90]]
 
@@ -37,7 +39,8 @@ def build_top_half_model():  # type: ignore[no-untyped-def]
 def top_half_gradcam():  # type: ignore[no-untyped-def]
     from src.visualization.gradcam import GradCAM
 
-    return GradCAM(build_top_half_model())
+    model = build_top_half_model()
+    return GradCAM(model, input_spec=light_ink(model))
 
 
 def test_render_stroke_masks_share_the_whole_drawings_frame() -> None:

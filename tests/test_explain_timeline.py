@@ -8,9 +8,11 @@ import numpy as np
 def test_timeline_explains_every_prefix_in_one_call(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from src.explain.timeline import build_timeline, timeline_to_dict
     from src.visualization.gradcam import GradCAM
+    from tests.conftest import light_ink
     from tests.test_explain_strokes import BOTTOM_STROKE, TOP_STROKE, build_top_half_model
 
-    gradcam = GradCAM(build_top_half_model())
+    model = build_top_half_model()
+    gradcam = GradCAM(model, input_spec=light_ink(model))
     calls = []
     original = gradcam.explain
     monkeypatch.setattr(gradcam, "explain", lambda *a, **k: calls.append(1) or original(*a, **k))

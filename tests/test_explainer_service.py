@@ -32,23 +32,40 @@ def test_predictions_share_the_cam_engines_forward(
     assert len(verdicts) == len(tiny_images)
 
 
-def test_model_input_is_at_the_models_size(tiny_model) -> None:  # type: ignore[no-untyped-def]
-    """Strokes and images both come out at the model's 8x8, the same picture either way."""
+@pytest.fixture(scope="module")
+def model_20():  # type: ignore[no-untyped-def]
+    """A 20x20x1 classifier: big enough for an input convention (16 to 512 pixels a side)."""
+    import keras
+
+    inputs = keras.Input((20, 20, 1))
+    features = keras.layers.Conv2D(2, 3, padding="same", name="last_conv")(inputs)
+    pooled = keras.layers.GlobalAveragePooling2D()(features)
+    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(pooled))
+
+
+def test_model_input_is_at_the_models_size_in_its_convention(model_20) -> None:  # type: ignore[no-untyped-def]
+    """Strokes and images come out at the model's 20x20 in its spec: light ink 0-1 is the
+    canonical picture itself, dark ink -1..1 is ``2 * (1 - ink) - 1`` of it (by hand)."""
+    from src.data.input_spec import InputSpec
     from src.data.preprocess import strokes_to_model_input, to_model_input
     from src.errors import InvalidImageError
     from src.service.explainer import Explainer
 
-    explainer = Explainer(tiny_model)
     strokes = draw_square_strokes()
-    from_strokes = explainer.model_input(strokes=strokes)
-    np.testing.assert_array_equal(from_strokes, strokes_to_model_input(strokes, size=8))
+    canonical = strokes_to_model_input(strokes, size=20)
+    light = Explainer(model_20, input_spec=InputSpec(20, 20, 1, "light", "0-1"))
+    np.testing.assert_array_equal(light.model_input(strokes=strokes), canonical)
     bitmap = strokes_to_model_input(strokes, size=64)[..., 0]
-    np.testing.assert_array_equal(explainer.model_input(bitmap), to_model_input(bitmap, size=8))
+    np.testing.assert_array_equal(light.model_input(bitmap), to_model_input(bitmap, size=20))
+    dark = Explainer(model_20, input_spec=InputSpec(20, 20, 1, "dark", "-1-1"))
+    np.testing.assert_allclose(
+        dark.model_input(strokes=strokes), 2.0 * (1.0 - canonical) - 1.0, atol=1e-6
+    )
     with pytest.raises(InvalidImageError, match="pass an image or strokes"):
-        explainer.model_input()
+        light.model_input()
 
 
-def test_model_input_reads_a_file(tiny_model, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_model_input_reads_a_file(model_20, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from PIL import Image
 
     from src.data.preprocess import image_file_to_model_input
@@ -58,7 +75,8 @@ def test_model_input_reads_a_file(tiny_model, tmp_path) -> None:  # type: ignore
     canvas[10:30, 18:22] = 0  # a dark bar on white paper
     path = tmp_path / "bar.png"
     Image.fromarray(canvas).save(path)
-    explainer = Explainer(tiny_model)
-    np.testing.assert_array_equal(
-        explainer.model_input(path), image_file_to_model_input(path, size=8)
+    explainer = Explainer(model_20)
+    # No card and no option: the default, dark ink on light paper in 0-1.
+    np.testing.assert_allclose(
+        explainer.model_input(path), 1.0 - image_file_to_model_input(path, size=20), atol=1e-6
     )

@@ -261,6 +261,8 @@ def test_cli_confidence_of_raw_scores_is_a_probability(
     raw = keras_model.predict(image_file_to_model_input(image)[np.newaxis], verbose=0)
     output = tmp_path / "out"
     common = ["--model", str(tmp_path / "logits.keras"), "--labels", str(sketch_labels_path)]
+    # Fed as image_file_to_model_input makes it above: light ink, 0-1.
+    common += ["--ink", "light", "--value_range", "0-1"]
     assert main([*common, "--output", str(output), "single", "--image", str(image)]) == 0
     summary = json.loads((output / "analysis_summary.json").read_text())
     assert summary["confidence"] == pytest.approx(_softmax(raw).max(), abs=1e-5)

@@ -75,7 +75,7 @@ def test_the_service_reads_each_input_in_its_models_convention(tiny_model) -> No
     spec = InputSpec(16, 16, 1, ink="dark", value_range="0-255")
     ink = np.zeros((2, 16, 16), np.float32)
     ink[1, 8, 8] = 1.0
-    explainer.input_spec = spec  # type: ignore[attr-defined]
+    explainer = Explainer(tiny_model, input_spec=spec)
     assert explainer.empty_inputs(spec.encode(ink)).tolist() == [True, False]
 
 

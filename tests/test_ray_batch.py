@@ -316,6 +316,8 @@ def test_a_rerun_with_other_settings_is_refused_and_fresh_gives_only_new_rows(
     renamed = tmp_path / "model"
     renamed.mkdir()
     shutil.copyfile(sketch_model_dir / "model.h5", renamed / "model.h5")
+    # The same model and convention (its card), only the label names differ.
+    shutil.copyfile(sketch_model_dir / "model_card.json", renamed / "model_card.json")
     (renamed / "label_mapping.json").write_text(json.dumps(["ring", "bar", "box"]))
     capsys.readouterr()
     top_k_2 = ["--top_k", "2", "--model", str(sketch_model_dir / "model.h5"), "--labels",
@@ -409,3 +411,31 @@ def test_an_unwritable_results_folder_is_exit_10_naming_it(
     assert batch(sketch_model_dir, inputs, output, "--ray") == ExitStatus.OUTPUT_ERROR
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"{output / 'results.parquet'}:" in err[0]
+
+
+def test_actors_feed_the_drivers_input_convention(
+    sketch_model_dir: Path, inputs: Path, local_output: Path, tmp_path: Path
+) -> None:
+    """A model without a card, its convention given by the options: each actor must feed the
+    driver's InputSpec (on its own it would find no card and fall back to dark ink), so the
+    answers and overlays are the local run's on the carded model (light ink, 0-1)."""
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("model.h5", "label_mapping.json"):
+        shutil.copy(sketch_model_dir / name, bare / name)
+    output = tmp_path / "out"
+    code = main(
+        [
+            "--model", str(bare / "model.h5"), "--labels", str(bare / "label_mapping.json"),
+            "--ink", "light", "--value_range", "0-1", "--output", str(output),
+            "batch", "--images_dir", str(inputs), "--batch_size", "4", "--ray",
+        ]
+    )  # fmt: skip
+    assert code == ExitStatus.PARTIAL_FAILURE
+    local, distributed = summary_of(local_output), summary_of(output)
+    assert [image["predicted_class"] for image in distributed["images"]] == [
+        image["predicted_class"] for image in local["images"]
+    ]
+    for image in local["images"]:
+        difference = pixels(output / image["overlay"]) - pixels(local_output / image["overlay"])
+        assert np.abs(difference).max() <= 1, image["source"]

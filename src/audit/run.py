@@ -31,6 +31,7 @@ from src.audit.alignment import (
     snippet_coordinates,
 )
 from src.audit.factors import FACTORS, REFERENCE, Factor, RenderSpec, drawing_points, render
+from src.data.input_spec import InputSpec
 from src.data.preprocess import fit_geometry, to_model_input
 from src.errors import DataFormatError
 from src.evaluation.label_check import check_labels
@@ -139,9 +140,18 @@ def _model_input_size(gradcam: Any) -> tuple[int, int]:
 
 
 def _render_level(
-    data: AuditData, grids: list[np.ndarray], spec: RenderSpec, size: int, seed: int
+    data: AuditData,
+    grids: list[np.ndarray],
+    spec: RenderSpec,
+    input_spec: InputSpec,
+    seed: int,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Both paths' model inputs (N, size, size, 1) and grid points in their frames (N, P, 2)."""
+    """Both paths' model inputs (N, H, W, C) and grid points in their frames (N, P, 2)."""
+    size = min(input_spec.height, input_spec.width)
+    # to_model_input centres its fitted square on the longer side of a non-square frame.
+    frame_offset = np.array(
+        [(input_spec.width - size) // 2, (input_spec.height - size) // 2], np.float64
+    )
     generator = np.random.default_rng(seed)
     inputs: dict[str, list[np.ndarray]] = {path: [] for path in PATHS}
     points: dict[str, list[np.ndarray]] = {path: [] for path in PATHS}
@@ -152,9 +162,11 @@ def _render_level(
         snippet = np.array(Image.fromarray(rendering.canvas).convert("L").resize((size, size)))
         inputs["snippet"].append(snippet.reshape(size, size, 1) / 255.0)
         points["snippet"].append(snippet_coordinates(canvas_xy, spec.canvas, size))
-        inputs["to_model_input"].append(to_model_input(rendering.canvas, size=size))
+        inputs["to_model_input"].append(to_model_input(rendering.canvas, spec=input_spec))
         geometry = fit_geometry(rendering.canvas)
-        points["to_model_input"].append(fitted_coordinates(canvas_xy, geometry, size))
+        points["to_model_input"].append(
+            fitted_coordinates(canvas_xy, geometry, size) + frame_offset
+        )
     return (
         {path: np.stack(images).astype(np.float32) for path, images in inputs.items()},
         {path: np.stack(values) for path, values in points.items()},
@@ -199,14 +211,14 @@ def measure(
         Outcomes per spec and path (with map correlations against the reference), and the
         seconds spent explaining and waiting for renderings.
     """
-    size, _ = _model_input_size(gradcam)
+    input_spec = gradcam.input_spec
     grids = [drawing_grid(strokes) for strokes in data.strokes]
     specs = list(dict.fromkeys([REFERENCE] + [lvl.spec for f in factors for lvl in f.levels]))
     outcomes: dict[RenderSpec, dict[str, PathOutcome]] = {}
     seconds = {"rendering_waited": 0.0, "explaining": 0.0}
 
     def render_level(number: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        return _render_level(data, grids, specs[number], size, seed + number)
+        return _render_level(data, grids, specs[number], input_spec, seed + number)
 
     # The next level renders in a thread while this one is explained: Pillow, numpy and
     # TensorFlow release the GIL, so the two overlap where cores allow.

@@ -90,9 +90,11 @@ def explain_chunk(
                 open_set_score=verdict.score,
             )
         )
-    accumulator.add(records, images, result.heatmaps)
+    # Mean inputs and overlays show what the model sees, whatever its convention.
+    seen = engine.seen(images)
+    accumulator.add(records, seen, result.heatmaps)
     # The whole chunk's overlays in one vectorised pass; only the PNG encoding is per image.
-    overlays = overlay_heatmaps(images, result.heatmaps, options.alpha, options.colormap)
+    overlays = overlay_heatmaps(seen, result.heatmaps, options.alpha, options.colormap)
     return [
         (record.source, path, overlay) for record, path, overlay in zip(records, paths, overlays)
     ]

@@ -13,18 +13,15 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from src.batch.file_walk import glob_files, walk_files
-from src.config import IMAGE_SIZE
+from src.data.input_spec import InputSpec
 from src.data.labels import LabelMap
 from src.data.preprocess import IMAGE_SUFFIXES
 from src.errors import InvalidImageError, SketchError
-
-if TYPE_CHECKING:
-    from src.data.input_spec import InputSpec
 
 DRAWING_SUFFIXES = (".ndjson",)
 BITMAP_SUFFIXES = (".npy",)
@@ -49,8 +46,9 @@ class InputOrigin:
     path: Path
     record: Any = None
 
-    def decode(self, size: int = IMAGE_SIZE, spec: InputSpec | None = None) -> np.ndarray:
-        """The model input (size, size, 1) of this sketch: the one decoding step of every runner.
+    def decode(self, spec: InputSpec) -> np.ndarray:
+        """The model input (H, W, C) of this sketch in the model's convention: the one decoding
+        step of every runner.
 
         With ``spec``, the input in that model's size, channels, ink and value range instead.
 
@@ -64,10 +62,10 @@ class InputOrigin:
         )
 
         if self.kind == "image":
-            return image_file_to_model_input(self.path, size, spec=spec)
+            return image_file_to_model_input(self.path, spec=spec)
         if self.kind == "drawing":
-            return strokes_to_model_input(self.record, size, spec=spec)
-        return to_model_input(self.record, size=size, spec=spec)
+            return strokes_to_model_input(self.record, spec=spec)
+        return to_model_input(self.record, spec=spec)
 
 
 @dataclass(frozen=True)
@@ -78,10 +76,10 @@ class BatchInput:
     true_class: str | None
     origin: InputOrigin
 
-    def load(self, size: int) -> np.ndarray:
-        """The model input at (size, size, 1); the size is the explainer's ``input_size``, so
-        the local and the Ray runner decode alike (and compare-models at each model's size)."""
-        return self.origin.decode(size)
+    def load(self, spec: InputSpec) -> np.ndarray:
+        """The model input in the convention ``spec`` (the explainer's ``input_spec``), so the
+        local and the Ray runner decode alike (and compare-models in each model's own)."""
+        return self.origin.decode(spec)
 
 
 @dataclass(frozen=True)

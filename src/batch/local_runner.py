@@ -19,6 +19,7 @@ from src.batch.overlays import OVERLAYS_DIR, OverlayNamer, write_overlays
 from src.batch.records import BatchAccumulator
 from src.batch.run_folder import check_run_settings, claim_output_folder
 from src.batch.run_settings import run_settings
+from src.data.input_spec import InputSpec
 from src.errors import SketchError
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ def _run_claimed(
         tqdm(total=len(discovery.inputs), unit="sketch", disable=hide_bar) as bar,
     ):
         writes: list[Future[list[Failure]]] = []
-        for chunk, decoded in _decoded_chunks(pool, chunks, options.workers, engine.input_size):
+        for chunk, decoded in _decoded_chunks(pool, chunks, options.workers, engine.input_spec):
             written = explain_chunk(engine, chunk, decoded, accumulator, namer, options)
             # One task per worker and chunk: a future per image cost more than its PNG.
             writes.extend(
@@ -90,12 +91,13 @@ def _run_claimed(
     )
 
 
-def _decode_all(items: list[BatchInput], size: int) -> list[np.ndarray | Failure]:
-    """Decode inputs at the explainer's size in a worker thread; an unreadable one becomes a Failure."""
+def _decode_all(items: list[BatchInput], spec: InputSpec) -> list[np.ndarray | Failure]:
+    """Decode inputs in the explainer's convention in a worker thread; an unreadable one
+    becomes a Failure."""
     decoded: list[np.ndarray | Failure] = []
     for item in items:
         try:
-            decoded.append(item.load(size))
+            decoded.append(item.load(spec))
         except (SketchError, OSError, ValueError) as error:
             decoded.append(Failure(item.source, failure_reason(error)))
     return decoded
@@ -108,12 +110,12 @@ def _split(items: list[Any], parts: int) -> list[list[Any]]:
 
 
 def _decoded_chunks(
-    pool: ThreadPoolExecutor, chunks: list[list[BatchInput]], workers: int, size: int
+    pool: ThreadPoolExecutor, chunks: list[list[BatchInput]], workers: int, spec: InputSpec
 ) -> Iterator[tuple[list[BatchInput], list[np.ndarray | Failure]]]:
     """Yield each chunk with its decoded inputs, decoding the next chunk in the background."""
 
     def submit(chunk: list[BatchInput]) -> list[Future[list[np.ndarray | Failure]]]:
-        return [pool.submit(_decode_all, part, size) for part in _split(chunk, workers)]
+        return [pool.submit(_decode_all, part, spec) for part in _split(chunk, workers)]
 
     pending = submit(chunks[0]) if chunks else []
     for position, chunk in enumerate(chunks):

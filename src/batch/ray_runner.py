@@ -292,6 +292,7 @@ def _run_pass(
             "done": [ray.put(done)],
             "cpus": ray_options.cpus_per_actor,
             "settings": settings,
+            "input_spec": engine.input_spec,
         },
         batch_size=options.batch_size,
         batch_format="pyarrow",

@@ -31,6 +31,7 @@ from src.batch.inputs import BatchInput, Failure, InputOrigin, failure_reason
 from src.batch.overlays import OVERLAYS_DIR, write_overlays
 from src.batch.records import BatchAccumulator, ImageRecord, MeanMap
 from src.batch.run_folder import RESULTS_DIR, SUMS_DIR
+from src.data.input_spec import InputSpec
 from src.data.labels import LabelMap
 from src.errors import SketchError
 from src.explain.map_agreement import ink_share
@@ -263,6 +264,8 @@ class ExplainActor:
 
     Args:
         model_path, class_names, method, layer: the model and how to explain it.
+        input_spec: the driver's input convention for the model (``InputSpec``), so every
+            replica feeds it exactly as the driver resolved it (options, card, defaults).
         options: the run's ``BatchOptions`` (top-k, colours, overlay scale).
         output_dir: where overlays and part files go (shared storage on a cluster).
         overlay_names: source -> overlay file name, chosen by the driver.
@@ -285,15 +288,16 @@ class ExplainActor:
         done: list[Any],
         cpus: int,
         settings: str,
+        input_spec: InputSpec | None = None,
     ) -> None:
         import ray
 
         limit_tensorflow_threads(cpus)
+        from src.inference.predictor import load_model_and_labels
         from src.service.explainer import Explainer
 
-        self.explainer = Explainer.from_files(
-            model_path, LabelMap(tuple(class_names)), method, layer
-        )
+        model, labels = load_model_and_labels(model_path, LabelMap(tuple(class_names)))
+        self.explainer = Explainer(model, labels, method, layer, model_path, input_spec)
         self.explainer.cam()
         self.options = options
         self.output_dir = Path(output_dir)
@@ -323,7 +327,7 @@ class ExplainActor:
             item = BatchInput(source, row["true_class"], origin_from_row(row))
             chunk.append(item)
             try:
-                decoded.append(item.load(self.explainer.input_size))
+                decoded.append(item.load(self.explainer.input_spec))
             except (SketchError, OSError, ValueError) as error:
                 decoded.append(Failure(source, failure_reason(error)))
         accumulator = _MapSummaries(self.explainer.class_names, self.explainer.gradcam.input_size)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from src.config import DEFAULT_LABELS_PATH, DEFAULT_MODEL_PATH, PROJECT_ROOT
+from src.data.input_spec import InputSpec, add_convention_options
 from src.data.labels import LabelMap
 from src.errors import SketchError
 from src.utils.arguments import positive_int, unit_float
@@ -108,9 +109,17 @@ def add_engine_options(parser: argparse.ArgumentParser, legacy: bool = False) ->
         default=DEFAULT_COLORMAP,
         help="matplotlib colormap: red high, blue low with jet (default)",
     )
+    add_convention_options(parser)
     parser.add_argument(
         "--traceback", action="store_true", help="show the full Python traceback on errors"
     )
+
+
+def announce_convention(spec: InputSpec) -> None:
+    """Write ``InputSpec.default_notice`` to stderr when there is one (once per model load)."""
+    notice = spec.default_notice()
+    if notice is not None:
+        sys.stderr.write(notice + "\n")
 
 
 def add_verbose_option(parser: argparse.ArgumentParser) -> None:
@@ -149,8 +158,14 @@ def load_engine(args: argparse.Namespace, labels: LabelMap | None = None) -> Any
     labels = labels if labels is not None else load_labels(args)
     # from_files checks the input shape and that the model's outputs match the label count.
     explainer = Explainer.from_files(
-        args.model, labels, default_method=args.method or DEFAULT_METHOD, default_layer=args.layer
+        args.model,
+        labels,
+        default_method=args.method or DEFAULT_METHOD,
+        default_layer=args.layer,
+        ink=args.ink,
+        value_range=args.value_range,
     )
+    announce_convention(explainer.input_spec)
     explainer.cam()
     return explainer
 

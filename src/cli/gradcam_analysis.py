@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from src.cli.common import (
     add_verbose_option,
     configure_verbose_logging,
 )
+from src.data.input_spec import join_value_range
 from src.utils.exit_status import EXIT_CODES_HELP, ExitStatus, run_guarded
 from src.utils.tensorflow_logging import configure_tensorflow_logging, wants_verbose
 
@@ -75,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_tensorflow_logging(wants_verbose(argv))
     parser = build_parser()
     try:
-        args = parser.parse_args(None if argv is None else list(argv))
+        args = parser.parse_args(join_value_range(sys.argv[1:] if argv is None else argv))
     except SystemExit as exit_request:
         # argparse exits for --help (0) and for bad arguments (2); main() returns instead.
         return int(exit_request.code or 0) if not isinstance(exit_request.code, str) else 2

@@ -10,6 +10,7 @@ top_predictions/) into ``--output_dir``, using the same function. Exit codes are
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from src.cli.common import (
     nothing_drawn_text,
 )
 from src.config import PROJECT_ROOT
+from src.data.input_spec import join_value_range
 from src.utils.exit_status import EXIT_CODES_HELP, ExitStatus, run_guarded
 from src.utils.tensorflow_logging import configure_tensorflow_logging, wants_verbose
 
@@ -63,7 +65,6 @@ def predict(args: argparse.Namespace) -> int:
     """Print the ranked prediction; with --gradcam, run the ``single`` analysis."""
     from src.cli.commands.single import analyse_image, answer_text, report_summary
     from src.cli.common import load_engine, prepare_output_dir
-    from src.data.preprocess import image_file_to_model_input
 
     engine = load_engine(args)
     if args.gradcam:
@@ -73,7 +74,7 @@ def predict(args: argparse.Namespace) -> int:
         )
         report_summary(summary, output_dir)
         return ExitStatus.SUCCESS
-    image = image_file_to_model_input(args.image_path)
+    image = engine.model_input(args.image_path)
     if engine.empty_inputs(image)[0]:
         emit(nothing_drawn_text(args.image_path))
         return ExitStatus.SUCCESS
@@ -96,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv``, predict, return the exit code (errors: one stderr line)."""
     configure_tensorflow_logging(wants_verbose(argv))
     try:
-        args = build_parser().parse_args(None if argv is None else list(argv))
+        args = build_parser().parse_args(join_value_range(sys.argv[1:] if argv is None else argv))
     except SystemExit as exit_request:
         return int(exit_request.code or 0) if not isinstance(exit_request.code, str) else 2
     configure_verbose_logging(args.verbose)

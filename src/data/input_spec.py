@@ -14,6 +14,8 @@ always come from the model itself.
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,6 +105,17 @@ class InputSpec:
         return (
             f"input {self.height}x{self.width}x{self.channels}, {paper}, values "
             f"{self.value_range} ({origin})"
+        )
+
+    def default_notice(self) -> str | None:
+        """One line telling the user that a default convention is in use and how to change it;
+        None when an option or the card chose both ink and value range."""
+        if not self.is_default:
+            return None
+        paper = "light ink on dark paper" if self.ink == "light" else "dark ink on light paper"
+        return (
+            f"input convention: {paper}, values {self.value_range} (default; pass --ink/"
+            "--value_range or run probe-input)"
         )
 
     def encode(self, ink: np.ndarray) -> np.ndarray:
@@ -264,3 +277,40 @@ def _pick(option: str | None, card: str | None, default: str) -> tuple[str, str]
     if card is not None:
         return card, "card"
     return default, "default"
+
+
+def add_convention_options(parser: argparse.ArgumentParser) -> None:
+    """``--ink`` and ``--value_range``: the model's input convention (default: its card's)."""
+    parser.add_argument(
+        "--ink",
+        choices=INK_CHOICES,
+        default=None,
+        help="the model's ink: dark (on light paper) or light (on dark); default: the "
+        'model card\'s "input" block, else dark',
+    )
+    parser.add_argument(
+        "--value_range",
+        "--value-range",
+        dest="value_range",
+        choices=VALUE_RANGE_CHOICES,
+        default=None,
+        help="the model's input values: 0-1, 0-255 or -1-1; default: the model card's, else 0-1",
+    )
+
+
+_VALUE_RANGE_FLAGS = ("--value_range", "--value-range")
+
+
+def join_value_range(argv: Sequence[str]) -> list[str]:
+    """``argv`` with ``--value_range -1-1`` joined into ``--value_range=-1-1``.
+
+    argparse takes a value starting with ``-`` (other than a plain negative number) for an
+    option, so the issue's own spelling would fail with "expected one argument".
+    """
+    joined: list[str] = []
+    for argument in argv:
+        if argument == "-1-1" and joined and joined[-1] in _VALUE_RANGE_FLAGS:
+            joined[-1] = f"{joined[-1]}={argument}"
+        else:
+            joined.append(argument)
+    return joined

@@ -154,6 +154,15 @@ def _grayscale(image: Image.Image | np.ndarray) -> np.ndarray:
     return np.clip(array, 0.0, 1.0)
 
 
+def grayscale(image: Image.Image | np.ndarray) -> np.ndarray:
+    """Any image (any PIL mode, alpha over white paper, or array) as float32 (H, W) in [0, 1].
+
+    Raises:
+        InvalidImageError: as ``to_model_input``.
+    """
+    return _grayscale(image)
+
+
 def _ink(gray: np.ndarray) -> np.ndarray:
     """Grayscale to ink intensity: the background (the border's median) maps to 0, ink to 1.
 

@@ -1,6 +1,7 @@
 """Compare two or more models on the same sketches: answers, agreement and where each one looks.
 
-Each model reads every sketch at its own input size through ``to_model_input`` and is explained
+Each model reads every sketch in its own input convention (size, ink, value range:
+``InputSpec``) through ``to_model_input`` and is explained
 at its own (automatically chosen or given) layer, for the same class: the true class when it is
 known and shared, else the first model's answer when the others know it. Maps are then brought
 to one grid (the smallest input size) and compared by rank correlation, per input and per class.
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from src.data.input_spec import InputSpec
 from src.data.preprocess import to_model_input
 from src.explain.compared_model import (
     ComparedModel,
@@ -36,7 +38,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["ComparedModel", "ModelComparison", "ModelRun", "compare_models", "measure_models"]
 
 DEFAULT_BATCH_SIZE = 64
-# A sketch is an image (PIL or array, any size) or a function ``size -> model input``.
+# A sketch is an image (PIL or array, any size) or a function ``InputSpec -> model input`` (the
+# side ``-> model input`` for a model compared without an ``InputSpec``).
 Sketch = Any
 
 
@@ -45,10 +48,11 @@ class ModelRun:
     """One model's inputs, answers and maps on every sketch."""
 
     spec: ComparedModel
+    input_spec: InputSpec | None
     input_size: int
     layer_name: str
     method: str
-    inputs: np.ndarray  # float32 (N, S, S, 1), this model's own preprocessing of each sketch
+    inputs: np.ndarray  # float32 (N, S, S, C), this model's own preprocessing of each sketch
     probabilities: np.ndarray  # float32 (N, C)
     explained: np.ndarray  # int64 (N,) the class index each map explains
     heatmaps: np.ndarray  # float32 (N, S, S) at the model's input size
@@ -70,10 +74,12 @@ class ModelComparison:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def prepare_inputs(sketches: Sequence[Sketch], size: int) -> np.ndarray:
-    """Every sketch as a (size, size, 1) model input, stacked (N, size, size, 1)."""
+def prepare_inputs(sketches: Sequence[Sketch], size: int, spec: InputSpec | None) -> np.ndarray:
+    """Every sketch as the model input of ``spec`` (None: ``to_model_input`` at ``size``),
+    stacked (N, H, W, C)."""
+    key: InputSpec | int = spec if spec is not None else size
     prepared = [
-        sketch(size) if callable(sketch) else to_model_input(sketch, size=size)
+        sketch(key) if callable(sketch) else to_model_input(sketch, size=size, spec=spec)
         for sketch in sketches
     ]
     return np.stack(prepared).astype(np.float32)
@@ -116,7 +122,8 @@ def _run_model(
     from src.visualization.gradcam import GradCAM
 
     size = model_input_size(spec.model, spec.name)
-    inputs = prepare_inputs(sketches, size)
+    input_spec = spec.input_spec
+    inputs = prepare_inputs(sketches, size, input_spec)
     if probabilities is None:
         probabilities = _probabilities(spec.model, inputs, batch_size)
     own_answer = probabilities.argmax(axis=1)
@@ -127,7 +134,7 @@ def _run_model(
         ],
         dtype=np.int64,
     )
-    gradcam = GradCAM(spec.model, layer_name=spec.layer_name, method=method)
+    gradcam = GradCAM(spec.model, layer_name=spec.layer_name, method=method, input_spec=input_spec)
     heatmaps = np.concatenate(
         [
             gradcam.explain(
@@ -138,12 +145,14 @@ def _run_model(
     )
     # "On the drawing" means on ink or touching it (within 1/64 of the side): the faint,
     # anti-aliased edge of a stroke is still the stroke.
-    masks = near_ink_masks(inputs, radius=size // 64)
+    pictures = inputs if input_spec is None else input_spec.decode(inputs)
+    masks = near_ink_masks(pictures, radius=size // 64)
     logger.info(
         "explained %d sketches with %s at layer %s", len(inputs), spec.name, gradcam.layer_name
     )
     return ModelRun(
         spec=spec,
+        input_spec=input_spec,
         input_size=size,
         layer_name=gradcam.layer_name,
         method=gradcam.method,
@@ -192,7 +201,10 @@ def measure_models(
         for name in (_class_name(truth, specs[0].class_names) for truth in truths)
     ]
     grid = min(model_input_size(spec.model, spec.name) for spec in specs)
-    reference_inputs = prepare_inputs(sketches, model_input_size(specs[0].model, specs[0].name))
+    reference = specs[0]
+    reference_inputs = prepare_inputs(
+        sketches, model_input_size(reference.model, reference.name), reference.input_spec
+    )
     reference_probabilities = _probabilities(specs[0].model, reference_inputs, batch_size)
     targets = _target_names(truths, specs[0], reference_probabilities, shared)
     runs = [
@@ -245,7 +257,8 @@ def compare_models(
         models: two or more Keras models or ``ComparedModel`` (with class names, layer, card and
             audit). Bare models use ``class_names`` (default: "0", "1", ... by output index).
         images: sketches: PIL images or arrays of any size (each model applies
-            ``to_model_input(image, size=its input size)``), or functions ``size -> input``.
+            ``to_model_input(image, spec=its InputSpec)``), or functions ``InputSpec ->
+            input``.
         labels: the true class of each sketch (a name, an index into the class names as "0",
             "1", ..., or None when unknown), or None when no sketch is labelled.
         method: the CAM method for every model (see ``src.visualization.cam_methods``).

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from src.data.input_spec import InputSpec
 from src.errors import LabelMappingError, ModelLoadError
 
 
@@ -20,6 +21,9 @@ class ComparedModel:
         layer_name: the Grad-CAM layer; None chooses automatically.
         card: its ``model_card.json``, whose ``open_set`` block is reported when present.
         audit: its ``audit.json``; with both models' audits the deltas per factor are reported.
+        input_spec: its input convention (the CLI resolves it from the options and the card);
+            None: the sketches are fed as ``to_model_input`` makes them without a spec (light
+            ink, 0-1, at the model's side), and a callable sketch gets the side.
     """
 
     model: Any
@@ -28,10 +32,11 @@ class ComparedModel:
     layer_name: str | None = None
     card: Mapping[str, Any] | None = None
     audit: Mapping[str, Any] | None = None
+    input_spec: InputSpec | None = None
 
 
 def model_input_size(model: Any, name: str = "model") -> int:
-    """The side S of a model taking (None, S, S, 1) sketches.
+    """The side S of a model taking (None, S, S, 1 or 3) sketches.
 
     Raises:
         ModelLoadError: for any other input shape.
@@ -42,11 +47,10 @@ def model_input_size(model: Any, name: str = "model") -> int:
         or len(shape) != 4
         or shape[1] is None
         or shape[1] != shape[2]
-        or shape[3] != 1
+        or shape[3] not in (1, 3)
     ):
         raise ModelLoadError(
-            f"{name} takes input {shape}; compare-models needs square grayscale sketches "
-            "(None, S, S, 1)"
+            f"{name} takes input {shape}; compare-models needs square sketches (None, S, S, 1 or 3)"
         )
     return int(shape[1])
 

@@ -1,8 +1,9 @@
 """Faithfulness and sanity checks for class activation maps on sketches.
 
 Deletion and insertion curves use an ink-erase baseline: a sketch's evidence is its ink, so
-pixels are removed by setting them to the background (0 in the model's input), never by
-blurring. Pixels are taken highest heat first, and the x axis is the fraction of *ink* pixels
+pixels are removed by setting them to the background (no ink, whatever the model's input
+convention: the curves work on ink intensities and encode them in the model's ``InputSpec``),
+never by blurring. Pixels are taken highest heat first, and the x axis is the fraction of *ink* pixels
 changed, since background pixels carry nothing to remove. The model-parameter randomisation
 check re-initialises the top layers of a copy of the model and compares the maps.
 """
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from src.data.input_spec import InputSpec
 from src.data.preprocess import to_batch
 
 logger = logging.getLogger(__name__)
@@ -98,6 +100,7 @@ def deletion_insertion(
     method: str,
     steps: int = 20,
     seed: int = 0,
+    spec: InputSpec | None = None,
 ) -> Curves:
     """Mean deletion and insertion curves and their AUCs for one method's maps.
 
@@ -109,10 +112,14 @@ def deletion_insertion(
         method: the name reported.
         steps: curve resolution (fractions 0, 1/steps, ..., 1).
         seed: tie-breaking seed.
+        spec: the model's input convention; None: ``images`` are ink intensities already
+            (light ink, 0-1).
     """
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
     batch = to_batch(images)
+    if spec is not None:
+        batch = spec.decode(batch)[..., np.newaxis]
     rng = np.random.default_rng(seed)
     fractions = np.linspace(0.0, 1.0, steps + 1)
     stacked = np.stack(
@@ -121,7 +128,10 @@ def deletion_insertion(
             for image, heat in zip(batch, heatmaps)
         ]
     )
-    probabilities = probabilities_of(model, stacked.reshape(-1, *batch.shape[1:]))
+    perturbed = stacked.reshape(-1, *batch.shape[1:])
+    if spec is not None:
+        perturbed = spec.encode(perturbed)
+    probabilities = probabilities_of(model, perturbed)
     probabilities = probabilities.reshape(len(batch), 2, len(fractions), -1)
     picked = np.take_along_axis(
         probabilities, np.asarray(class_indices).reshape(-1, 1, 1, 1), axis=-1

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from src.data.input_spec import InputSpec
 from src.data.preprocess import INK_THRESHOLD, strokes_to_model_input, to_model_input
 from src.data.raster import (
     DEFAULT_LINE_WIDTH,
@@ -46,22 +47,33 @@ class StrokeAttribution:
         return np.argsort(-self.masses, kind="stable")
 
 
-def stroke_masks(strokes: object, size: int, line_width: float = DEFAULT_LINE_WIDTH) -> np.ndarray:
-    """Each stroke's ink, float32 (S, size, size) in [0, 1], in the frame of the model input.
+def stroke_masks(
+    strokes: object, spec: InputSpec | int, line_width: float = DEFAULT_LINE_WIDTH
+) -> np.ndarray:
+    """Each stroke's ink, float32 (S, H, W) in [0, 1], in the frame of the model input.
 
     ``strokes_to_model_input`` renders the drawing and then lets ``to_model_input`` crop and fit
     it again. That fit is linear once its crop box is fixed, and the box depends only on which
     pixels are ink. So each stroke mask rides on a constant "carrier" drawn on the whole
     drawing's ink (same box), and subtracting the carrier alone leaves the mask, transformed
     exactly as the drawing was.
+
+    Args:
+        strokes: ``[[xs, ys], ...]``.
+        spec: the model's ``InputSpec`` (its frame), or a side for a square frame.
+        line_width: pen width at a 64-pixel output, as ``strokes_to_model_input``.
     """
-    width = line_width * size / 64
-    whole = render_strokes(strokes, size=size, line_width=width).astype(np.float32) / 255.0
-    masks = render_stroke_masks(strokes, size=size, line_width=width).astype(np.float32) / 255.0
+    frame = spec if isinstance(spec, InputSpec) else InputSpec(spec, spec)
+    # Ink intensities in the model's frame: light ink, 0-1, one channel encodes as the identity.
+    ink_frame = replace(frame, channels=1, ink="light", value_range="0-1")
+    side = min(frame.height, frame.width)
+    width = line_width * side / 64
+    whole = render_strokes(strokes, size=side, line_width=width).astype(np.float32) / 255.0
+    masks = render_stroke_masks(strokes, size=side, line_width=width).astype(np.float32) / 255.0
     carrier = np.where(whole > INK_THRESHOLD, _CARRIER_LEVEL, 0.0).astype(np.float32)
-    base = to_model_input(carrier, size=size)[..., 0]
+    base = to_model_input(carrier, spec=ink_frame)[..., 0]
     carried = [
-        (to_model_input(carrier + _MASK_SCALE * mask, size=size)[..., 0] - base) / _MASK_SCALE
+        (to_model_input(carrier + _MASK_SCALE * mask, spec=ink_frame)[..., 0] - base) / _MASK_SCALE
         for mask in masks
     ]
     return np.clip(np.stack(carried), 0.0, 1.0).astype(np.float32)
@@ -74,7 +86,7 @@ def attribute_strokes(
 
     Args:
         strokes: ``[[xs, ys], ...]`` (Quick, Draw! format, any coordinate range).
-        gradcam: a ``GradCAM`` for a model taking square (H, H, 1) input.
+        gradcam: a ``GradCAM``; the drawing is fed in its ``input_spec``.
         class_index: class to explain; default the predicted class.
 
     Returns:
@@ -84,11 +96,11 @@ def attribute_strokes(
         InvalidImageError: malformed strokes.
         UnknownClassError: class index out of range.
     """
-    size = gradcam.input_size[0]
-    image = strokes_to_model_input(strokes, size=size)
+    spec = gradcam.input_spec
+    image = strokes_to_model_input(strokes, spec=spec)
     result = gradcam.explain(image[np.newaxis], class_index)
     heatmap = result.heatmaps[0]
-    masks = stroke_masks(strokes, size)
+    masks = stroke_masks(strokes, spec)
     masses = (masks * heatmap).sum(axis=(1, 2))
     ink = masks.sum(axis=(1, 2))
     mean_heat = np.divide(masses, ink, out=np.zeros_like(masses), where=ink > 0)
@@ -154,7 +166,7 @@ def stroke_deletion_check(drawings: Any, gradcam: Any, seed: int = 0) -> Deletio
         InvalidImageError: if no drawing has two or more strokes.
     """
     rng = np.random.default_rng(seed)
-    size = gradcam.input_size[0]
+    spec = gradcam.input_spec
     reduced, classes, full_scores = [], [], []
     for strokes in drawings:
         arrays = validate_strokes(strokes)
@@ -165,7 +177,7 @@ def stroke_deletion_check(drawings: Any, gradcam: Any, seed: int = 0) -> Deletio
         chosen = int(rng.integers(len(arrays)))
         for removed in (top, chosen):
             kept = [stroke for index, stroke in enumerate(strokes) if index != removed]
-            reduced.append(strokes_to_model_input(kept, size=size))
+            reduced.append(strokes_to_model_input(kept, spec=spec))
         classes.append(attribution.class_index)
         full_scores.append(float(attribution.probabilities[attribution.class_index]))
     if not classes:

@@ -38,16 +38,16 @@ def build_timeline(strokes: object, gradcam: Any) -> Timeline:
 
     Args:
         strokes: ``[[xs, ys], ...]`` in drawing order.
-        gradcam: a ``GradCAM`` for a square-input model.
+        gradcam: a ``GradCAM``; each prefix is fed in its ``input_spec``.
 
     Raises:
         InvalidImageError: malformed strokes.
     """
     arrays = validate_strokes(strokes)
-    size = gradcam.input_size[0]
+    spec = gradcam.input_spec
     # Each prefix is rendered and fitted on its own, as the model would see the unfinished sketch.
     prefixes = [
-        strokes_to_model_input([points.tolist() for points in arrays[:count]], size=size)
+        strokes_to_model_input([points.tolist() for points in arrays[:count]], spec=spec)
         for count in range(1, len(arrays) + 1)
     ]
     images = np.stack(prefixes)

@@ -51,19 +51,20 @@ def load_model_and_labels(
     model_path: str | Path,
     labels: LabelMap | str | Path,
     declared_output: str | None = None,
-    image_size: int | None = 64,
+    image_size: int | None = None,
 ) -> tuple[Any, LabelMap]:
     """A sketch model (``src.models.io.load_model``, input shape checked) and its label map.
 
     A model ending in raw scores gets a softmax on top, so confidences are probabilities.
 
     Args:
-        model_path: ``.h5`` or ``.keras`` file taking (64, 64, 1) sketches.
+        model_path: ``.h5`` or ``.keras`` file taking (H, W, 1 or 3) sketches.
         labels: a loaded LabelMap, or the path of its JSON file.
         declared_output: "probabilities" or "logits" when the model cannot tell; default the
             ``"output"`` field of the model card beside the model.
-        image_size: the square side the caller feeds; None accepts any size the model's input
-            convention describes (callers that encode with an ``InputSpec``).
+        image_size: the square side the caller feeds, when it can feed only that; None (every
+            interface: each model is fed its own ``InputSpec``) accepts any side from 16 to
+            512 and 1 or 3 channels.
 
     Raises:
         ModelLoadError, LabelMappingError: with the fix in the message.
@@ -117,7 +118,7 @@ class Predictor:
         A model ending in raw scores gets a softmax on top, so confidences are probabilities.
 
         Args:
-            model_path: ``.h5`` or ``.keras`` file taking (64, 64, 1) sketches.
+            model_path: ``.h5`` or ``.keras`` file taking (H, W, 1 or 3) sketches.
             labels: a loaded LabelMap, or the path of its JSON file.
             declared_output: "probabilities" or "logits" when the model cannot tell; default
                 the ``"output"`` field of the model card beside the model.

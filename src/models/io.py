@@ -6,23 +6,33 @@ import json
 import logging
 import shutil
 import tempfile
+import weakref
 import zipfile
 from pathlib import Path
 from typing import Any
 
-from src.data.input_spec import card_path_for, read_card
+from src.data.input_spec import InputSpec, card_path_for, read_card, resolve_input_spec
 from src.errors import ModelLoadError
 from src.models.legacy_config import repair_legacy_config
 from src.models.model_config import read_archive_config, read_h5_config
 from src.models.sketch_model import check_sketch_input
 
-__all__ = ["check_sketch_input", "declared_output_kind", "load_model"]
+__all__ = [
+    "check_sketch_input",
+    "declared_output_kind",
+    "input_spec_of",
+    "load_model",
+    "model_source",
+]
 
 logger = logging.getLogger(__name__)
 
 MODEL_SUFFIXES = (".h5", ".hdf5", ".keras")
 # The first bytes of every HDF5 file (the format of Keras .h5 models).
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+# The file each loaded model came from: a caller holding only the model (the guide's
+# ``GradCAM(model)``, the monitoring snippet) still finds the model card, and its convention.
+_SOURCES: weakref.WeakKeyDictionary[Any, Path] = weakref.WeakKeyDictionary()
 
 
 def load_model(path: str | Path, safe_mode: bool = True) -> Any:
@@ -68,7 +78,26 @@ def load_model(path: str | Path, safe_mode: bool = True) -> Any:
     if not isinstance(model, keras.Model):
         raise ModelLoadError(f"{file} does not hold a Keras model")
     logger.info("loaded model %s from %s", model.name, file)
+    _SOURCES[model] = file
     return model
+
+
+def model_source(model: Any) -> Path | None:
+    """The file ``load_model`` read ``model`` from, or None for a model built in memory."""
+    try:
+        return _SOURCES.get(model)
+    except TypeError:  # an object that cannot be weakly referenced was never loaded here
+        return None
+
+
+def input_spec_of(model: Any) -> InputSpec:
+    """The convention of a model given without options: the ``"input"`` block of the card
+    beside the file ``load_model`` read it from, else the defaults.
+
+    Raises:
+        ModelLoadError: an input shape or card convention SketchCAM cannot feed.
+    """
+    return resolve_input_spec(model, model_path=model_source(model))
 
 
 def _check_format(file: Path) -> None:

@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 
-from src.data.preprocess import to_model_input
 from src.explain.map_agreement import ink_share
 
 # The folder of the attention log, when set; otherwise ``logs/`` under the working directory.
@@ -103,11 +102,10 @@ def generate_gradcam_analysis(
     if top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
     gradcam = _gradcam_for(model, layer_name, method)
-    size = gradcam.input_size[0]
-    model_input = to_model_input(image, size=size)
+    model_input = gradcam.model_input(image)
     result = gradcam.explain(model_input[np.newaxis])
     return analysis_from_cam(
-        model_input,
+        gradcam.input_spec.decode(model_input),
         result.heatmaps[0],
         result.probabilities[0],
         class_names,
@@ -126,7 +124,11 @@ def analysis_from_cam(
     include_overlay: bool = False,
     gradcam: Any = None,
 ) -> dict[str, Any]:
-    """The analysis record from an already computed map (lets the web app avoid a second pass)."""
+    """The analysis record from an already computed map (lets the web app avoid a second pass).
+
+    ``model_input`` is the picture the model saw, as ink intensities (``InputSpec.decode``)
+    or a [0, 1] input of either polarity.
+    """
     from src.inference.ranking import top_classes
 
     order = top_classes(probabilities, top_k)

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from src.data.input_spec import InputSpec, resolve_input_spec
 from src.data.labels import LabelMap
 from src.explain.contrast import ContrastiveCAM, ContrastResult
 from src.inference.open_set import OpenSetVerdict, assess, load_open_set_rule
@@ -40,10 +41,15 @@ class Explainer:
         labels: the label map; default class indices as names.
         default_method: the method ``cam()`` uses when given None.
         default_layer: the layer ``cam()`` uses when given None (None: automatic).
-        model_path: where the model came from (reported by the CLI).
+        model_path: where the model came from (reported by the CLI; its model card may hold
+            the input convention).
+        input_spec: the model's input convention; default resolved from the model, the card
+            beside ``model_path`` (or beside the file ``load_model`` read it from) and the
+            defaults (``src.data.input_spec.resolve_input_spec``).
 
     Raises:
         LabelMappingError: the model's outputs differ from the label count.
+        ModelLoadError: an input shape or card convention SketchCAM cannot feed.
     """
 
     def __init__(
@@ -53,6 +59,7 @@ class Explainer:
         default_method: str = DEFAULT_METHOD,
         default_layer: str | None = None,
         model_path: str | Path | None = None,
+        input_spec: InputSpec | None = None,
     ) -> None:
         classes = int(model.output_shape[-1])
         labels = labels if labels is not None else LabelMap(tuple(map(str, range(classes))))
@@ -64,6 +71,11 @@ class Explainer:
         self.default_method = default_method
         self.default_layer = default_layer
         self.open_set_rule = load_open_set_rule(model_path)
+        # Resolved now when there is a file to read the card of; a bare model's convention is
+        # resolved on first use, so models SketchCAM cannot feed still get their maps.
+        if input_spec is None and model_path is not None:
+            input_spec = resolve_input_spec(model, model_path=model_path)
+        self._input_spec = input_spec
         self._engines: dict[str | None, CamEngine] = {}
         self._cams: dict[tuple[str, str | None], GradCAM] = {}
         self._lock = threading.Lock()
@@ -75,14 +87,21 @@ class Explainer:
         labels: LabelMap | str | Path,
         default_method: str = DEFAULT_METHOD,
         default_layer: str | None = None,
+        ink: str | None = None,
+        value_range: str | None = None,
     ) -> Explainer:
         """Load a sketch model (``src.models.io.load_model``) with its label mapping.
+
+        Args:
+            ink: ``--ink`` (None: the model card's, else the default).
+            value_range: ``--value_range`` (likewise).
 
         Raises:
             ModelLoadError, LabelMappingError: with the fix in the message.
         """
         model, label_map = load_model_and_labels(model_path, labels)
-        return cls(model, label_map, default_method, default_layer, model_path)
+        spec = resolve_input_spec(model, ink, value_range, model_path)
+        return cls(model, label_map, default_method, default_layer, model_path, spec)
 
     @classmethod
     def for_model(cls, model: Any) -> Explainer:
@@ -99,9 +118,21 @@ class Explainer:
         return self.labels.class_names
 
     @property
+    def input_spec(self) -> InputSpec:
+        """The model's input convention: size, channels, ink and value range (a bare model's
+        is its GradCAM's, resolved there on first use).
+
+        Raises:
+            ModelLoadError: an input shape or card convention SketchCAM cannot feed.
+        """
+        if self._input_spec is not None:
+            return self._input_spec
+        return self.gradcam.input_spec
+
+    @property
     def input_size(self) -> int:
-        """Side of the square model input."""
-        return int(self.model.input_shape[1])
+        """Height of the model input (``input_spec`` has the whole shape and convention)."""
+        return self.input_spec.height
 
     def cam(self, method: str | None = None, layer: str | None = None) -> GradCAM:
         """The ``GradCAM`` for (method, layer), built on first use; methods of one layer share
@@ -118,7 +149,10 @@ class Explainer:
                 if layer not in self._engines:
                     self._engines[layer] = CamEngine(self.model, layer)
                 self._cams[(method, layer)] = GradCAM(
-                    self.model, method=method, engine=self._engines[layer]
+                    self.model,
+                    method=method,
+                    engine=self._engines[layer],
+                    input_spec=self._input_spec,
                 )
             return self._cams[(method, layer)]
 
@@ -128,9 +162,9 @@ class Explainer:
         return self.cam()
 
     def model_input(self, image: Any = None, strokes: Any = None) -> np.ndarray:
-        """The model's (H, W, 1) input from strokes (preferred) or an image (a file path,
-        encoded bytes, PIL image or array, either polarity): the one place an interface turns a
-        sketch into model input.
+        """The model's (H, W, C) input, in its own convention (``input_spec``), from strokes
+        (preferred) or an image (a file path, encoded bytes, PIL image or array, either
+        polarity): the one place an interface turns a sketch into model input.
 
         Raises:
             InvalidImageError: neither given, an unreadable image or malformed strokes.
@@ -139,12 +173,17 @@ class Explainer:
         from src.errors import InvalidImageError
 
         if strokes is not None:
-            return strokes_to_model_input(strokes, size=self.input_size)
+            return strokes_to_model_input(strokes, spec=self.input_spec)
         if image is None:
             raise InvalidImageError("no sketch given: pass an image or strokes")
         if isinstance(image, (str, Path, bytes)):
             image = load_image(image)
-        return to_model_input(image, size=self.input_size)
+        return to_model_input(image, spec=self.input_spec)
+
+    def seen(self, model_input: np.ndarray) -> np.ndarray:
+        """What the model sees in its input(s) ``(..., H, W, C)``: ink intensities
+        ``(..., H, W)`` in [0, 1] (``InputSpec.decode``), the picture every display draws."""
+        return self.input_spec.decode(model_input)
 
     def empty_inputs(self, images: Any) -> np.ndarray:
         """Which model inputs hold no ink (``src.data.preprocess.is_empty``): (N,) bool.
@@ -155,8 +194,12 @@ class Explainer:
         already (light on dark, 0-1).
         """
         from src.data.preprocess import is_empty, to_batch
+        from src.errors import ModelLoadError
 
-        spec = getattr(self, "input_spec", None)
+        try:
+            spec: InputSpec | None = self.input_spec
+        except ModelLoadError:  # a model outside 16-512 px has no convention: canonical ink
+            spec = None
         batch = to_batch(images)
         ink = spec.decode(batch) if spec is not None else batch
         return np.array([is_empty(picture) for picture in ink], dtype=bool)

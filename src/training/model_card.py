@@ -108,6 +108,9 @@ def build_model_card(  # type: ignore[no-untyped-def]
     best_epoch = int(np.argmax(history.get("val_accuracy", [0.0]))) + 1
     return {
         "model": "models/best_model.h5",
+        # What training fed the model (src.data.preprocess.to_model_input without a spec):
+        # read back by src.data.input_spec, so every interface feeds it the same way.
+        "input": {"ink": "light", "value_range": "0-1"},
         "classes": list(data.class_names),
         "counts": data.counts,
         "metrics": {

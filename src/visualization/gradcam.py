@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from src.data.input_spec import InputSpec
 from src.errors import SketchError
 from src.inference.ranking import top_classes
 from src.visualization.cam_engine import CamEngine, CamResult
@@ -65,6 +66,10 @@ class GradCAM:
         score_cam_batch_size: masked images per forward pass in Score-CAM (memory knob).
         engine: a ``CamEngine`` already built for this model and layer (shared by an
             ``Explainer`` between methods); ``layer_name`` is then ignored.
+        input_spec: the model's input convention (``src.data.input_spec.InputSpec``), used by
+            ``model_input`` and to draw what the model sees; default: resolved on first use from
+            the model, the ``model_card.json`` beside the file it was loaded from, else the
+            defaults. Arrays given to ``explain`` are always fed as they are.
 
     Raises:
         LayerNotFoundError: if ``layer_name`` is not in the model or has no spatial output (the
@@ -77,6 +82,9 @@ class GradCAM:
         >>> gradcam = GradCAM(model, layer_name="last_conv", method="gradcam++")
         >>> result = gradcam.explain(images, class_indices=[3, 3, 7])
         >>> result.heatmaps.shape, result.raw_maps.shape   # (3, 64, 64), (3, 8, 8)
+        >>> spec = resolve_input_spec(model, ink="light", value_range="0-1")
+        >>> gradcam = GradCAM(model, input_spec=spec)      # a model fed Google's bitmaps
+        >>> result = gradcam.explain(gradcam.model_input(Image.open("sketch.png")))
     """
 
     def __init__(
@@ -86,6 +94,7 @@ class GradCAM:
         method: str = "gradcam",
         score_cam_batch_size: int = 64,
         engine: CamEngine | None = None,
+        input_spec: InputSpec | None = None,
     ) -> None:
         # The method first: a typo is reported before the model is sliced and compiled.
         self.method_object = method_named(method, score_cam_batch_size)
@@ -96,6 +105,36 @@ class GradCAM:
         self.layer_name = self.engine.layer_name
         # Spatial size of the inputs (None for fully convolutional models: taken per batch).
         self.input_size = self.engine.input_size
+        self._input_spec = input_spec
+
+    @property
+    def input_spec(self) -> InputSpec:
+        """The model's input convention (given, else resolved on first use).
+
+        Raises:
+            ModelLoadError: an input shape or card convention SketchCAM cannot feed.
+        """
+        if self._input_spec is None:
+            from src.models.io import input_spec_of
+
+            self._input_spec = input_spec_of(self.model)
+        return self._input_spec
+
+    def model_input(self, image: Any) -> np.ndarray:
+        """A sketch (PIL image, array of either polarity) as this model's input (H, W, C), in
+        its convention: ``src.data.preprocess.to_model_input`` with ``input_spec``.
+
+        Raises:
+            InvalidImageError: an unusable image.
+        """
+        from src.data.preprocess import to_model_input
+
+        return to_model_input(image, spec=self.input_spec)
+
+    def _display(self, image: np.ndarray) -> np.ndarray:
+        """The picture to draw under a map: what the model sees when a convention was given,
+        else the caller's own array (the guide feeds arrays it made itself)."""
+        return image if self._input_spec is None else self._input_spec.decode(image)
 
     def explain(self, images: Any, class_indices: Any = None) -> CamResult:
         """Maps for a batch of images in one compiled call.
@@ -177,7 +216,8 @@ class GradCAM:
         probabilities = result.probabilities[0]
         predicted = int(top_classes(probabilities, 1)[0])
         target = int(result.class_indices[0])
-        overlay = overlay_heatmap(batch[0], result.heatmaps[0], alpha=alpha, colormap=colormap)
+        picture = self._display(batch[0])
+        overlay = overlay_heatmap(picture, result.heatmaps[0], alpha=alpha, colormap=colormap)
         summary = {
             "predicted_class": names[predicted] if names else predicted,
             "predicted_class_index": predicted,
@@ -195,7 +235,7 @@ class GradCAM:
             # Drawing lives in the figures module (the only one that imports pyplot).
             from src.visualization.figures import save_prediction_figure
 
-            save_prediction_figure(batch[0], summary, save_path, show_plot, colormap)
+            save_prediction_figure(picture, summary, save_path, show_plot, colormap)
         return summary
 
     def analyze_top_predictions(
@@ -230,10 +270,11 @@ class GradCAM:
         probabilities = self.predict(batch)[0]
         order = top_classes(probabilities, top_k)
         result = self.explain(np.repeat(batch, len(order), axis=0), order)
+        picture = self._display(batch[0])
         ranked = []
         for rank, (class_index, heatmap) in enumerate(zip(order, result.heatmaps), start=1):
             name = names[class_index] if names else str(int(class_index))
-            overlay = overlay_heatmap(batch[0], heatmap, alpha=alpha, colormap=colormap)
+            overlay = overlay_heatmap(picture, heatmap, alpha=alpha, colormap=colormap)
             entry = {
                 "rank": rank,
                 "class_name": name,
@@ -247,7 +288,7 @@ class GradCAM:
 
                 entry["path"] = str(
                     save_top_prediction_figure(
-                        batch[0],
+                        picture,
                         heatmap,
                         overlay,
                         rank,

@@ -12,6 +12,7 @@ import os
 import sys
 
 from src.config import DEFAULT_LABELS_PATH, DEFAULT_MODEL_PATH
+from src.data.input_spec import add_convention_options, join_value_range
 from src.utils.arguments import positive_int
 from src.utils.tensorflow_logging import configure_tensorflow_logging
 
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="attention log, JSON Lines (default: $SKETCHCAM_LOG_DIR/attention.jsonl, else "
         "logs/attention.jsonl in the working directory)",
     )
+    add_convention_options(parser)
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     parser.add_argument("--port", type=int, default=8000, help="TCP port")
     parser.add_argument(
@@ -77,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Load the model (one-line error and exit 2 if it cannot be served), then run uvicorn."""
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(join_value_range(sys.argv[1:] if argv is None else argv))
     if args.verbose:
         args.log_level = "debug"
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s: %(message)s")
@@ -93,7 +95,14 @@ def main(argv: list[str] | None = None) -> int:
 
     overrides = {
         key: value
-        for key in ("model_path", "label_mapping", "monitor_threshold", "monitor_log")
+        for key in (
+            "model_path",
+            "label_mapping",
+            "ink",
+            "value_range",
+            "monitor_threshold",
+            "monitor_log",
+        )
         if (value := getattr(args, key)) is not None
     }
     try:
@@ -103,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     except (SketchError, ValueError) as error:
         sys.stderr.write(f"error: cannot start the web app: {error}\n")
         return 2
+    notice = engine.explainer.input_spec.default_notice()
+    if notice is not None:
+        sys.stderr.write(notice + "\n")
     if args.workers == 1:
         uvicorn.run(
             create_app(settings, engine),

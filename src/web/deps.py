@@ -87,7 +87,11 @@ class Engine:
             ModelLoadError, LabelMappingError, LayerNotFoundError: the model cannot be served.
         """
         explainer = Explainer.from_files(
-            settings.model_path, settings.label_mapping, default_method=settings.default_method
+            settings.model_path,
+            settings.label_mapping,
+            default_method=settings.default_method,
+            ink=settings.ink,
+            value_range=settings.value_range,
         )
         engine = cls(explainer, settings)
         engine.cam(settings.default_method, None)
@@ -111,7 +115,8 @@ class Engine:
         return self.explainer.cam(method or self.settings.default_method, layer)
 
     def model_input(self, image: str | None, strokes: list[Any] | None) -> np.ndarray:
-        """The model's input from strokes (preferred) or a base64 image (the service's size).
+        """The model's input from strokes (preferred) or a base64 image, in the service's
+        ``input_spec``.
 
         Raises:
             InvalidImageError: bad base64, not an image, malformed strokes.
@@ -180,10 +185,12 @@ class Engine:
         )
 
         scale = self.settings.image_scale
+        # What the model sees at its own size, whatever its ink and value range.
+        seen = self.explainer.seen(sketch)
         return (
             png_data_url(to_png_bytes(heatmap_to_rgb(heatmap), scale)),
-            png_data_url(to_png_bytes(overlay_heatmap(sketch, heatmap), scale)),
-            png_data_url(to_png_bytes(sketch_for_display(sketch), scale)),
+            png_data_url(to_png_bytes(overlay_heatmap(seen, heatmap), scale)),
+            png_data_url(to_png_bytes(sketch_for_display(seen), scale)),
         )
 
     async def render_async(self, sketch: np.ndarray, heatmap: np.ndarray) -> tuple[str, str, str]:

@@ -43,7 +43,8 @@ def _overlay_url(engine: Engine, image: np.ndarray, heatmap: np.ndarray) -> str:
     """The map over the model input as a PNG data URL (the project's one colormap helper)."""
     from src.visualization.overlay import overlay_heatmap, to_png_bytes
 
-    return png_data_url(to_png_bytes(overlay_heatmap(image, heatmap), engine.settings.image_scale))
+    seen = engine.explainer.seen(image)
+    return png_data_url(to_png_bytes(overlay_heatmap(seen, heatmap), engine.settings.image_scale))
 
 
 def stroke_importance_rgb(strokes: Any, values: np.ndarray) -> np.ndarray:

@@ -53,7 +53,7 @@ def monitor_request(
         result = engine.explain(sketch, method, layer, class_index=None)
     request_id = f"request-{uuid.uuid4().hex[:12]}"
     analysis = analysis_from_cam(
-        sketch,
+        engine.explainer.seen(sketch),
         result.heatmap,  # type: ignore[arg-type]
         result.probabilities,
         engine.labels.class_names,

@@ -33,6 +33,7 @@ from src.web.schemas import (
     PredictRequest,
     PredictResponse,
     TopPrediction,
+    input_convention,
 )
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -169,4 +170,5 @@ def health(engine: EngineDep) -> HealthResponse:
         default_layer=engine.cam(None, None).layer_name,
         batch_max_size=settings.batch_max_size,
         open_set=engine.explainer.open_set_rule.describe(),
+        input=input_convention(engine.explainer.input_spec),
     )

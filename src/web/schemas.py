@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from src.data.input_spec import InputSpec
 from src.visualization.cam_methods import DEFAULT_METHOD, METHODS
 
 # Quick, Draw! strokes: [[xs, ys], ...] or [[xs, ys, ts], ...].
@@ -167,6 +168,32 @@ class ClassesResponse(BaseModel):
     num_classes: int
 
 
+class InputConvention(BaseModel):
+    """The model's input: its size and the ink and value range it is fed."""
+
+    height: int
+    width: int
+    channels: int
+    ink: Literal["dark", "light"]
+    value_range: Literal["0-1", "0-255", "-1-1"]
+    source: str = Field(
+        description='Where ink and value range came from: "option", "card" or "default" '
+        '(two joined by " and " when they differ).'
+    )
+
+
+def input_convention(spec: InputSpec) -> InputConvention:
+    """``/health``'s ``input`` block for the service's ``InputSpec``."""
+    return InputConvention(
+        height=spec.height,
+        width=spec.width,
+        channels=spec.channels,
+        ink=spec.ink,  # type: ignore[arg-type]
+        value_range=spec.value_range,  # type: ignore[arg-type]
+        source=" and ".join(sorted({spec.ink_source, spec.value_range_source})),
+    )
+
+
 class HealthResponse(BaseModel):
     """``GET /health``: the loaded model and what the page can ask for."""
 
@@ -182,6 +209,7 @@ class HealthResponse(BaseModel):
     open_set: dict[str, object] = Field(
         description="The not-sure rule: score, temperature, threshold, from_card."
     )
+    input: InputConvention
 
 
 class ErrorResponse(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,6 +21,10 @@ class WebSettings(BaseSettings):
 
     model_path: Path = DEFAULT_MODEL_PATH
     label_mapping: Path = DEFAULT_LABELS_PATH
+    # The model's input convention (``--ink``/``--value_range``); None: its card's, else the
+    # defaults (dark ink, 0-1).
+    ink: Literal["dark", "light"] | None = None
+    value_range: Literal["0-1", "0-255", "-1-1"] | None = None
     # Request bodies above this are refused with 413 (a phone photo as base64 fits easily).
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     # Images with more pixels are refused before decoding (decompression bombs, huge scans).

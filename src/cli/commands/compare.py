@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     name_a, name_b = labels.name_of(class_a), labels.name_of(class_b)
     stem = f"compare_{name_a}_vs_{name_b}"
     overlays = [
-        overlay_heatmap(image, maps[0], args.alpha, args.colormap)
+        overlay_heatmap(engine.seen(image), maps[0], args.alpha, args.colormap)
         for maps in (result.heatmaps, result.against)
     ]
     titles = (

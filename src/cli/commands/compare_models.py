@@ -20,8 +20,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from src.cli.common import emit, prepare_output_dir
-from src.errors import SketchError
+from src.cli.common import announce_convention, emit, prepare_output_dir
+from src.errors import ModelLoadError, SketchError
 from src.utils.arguments import positive_int
 from src.utils.atomic_write import write_json_atomic
 from src.utils.exit_status import ExitStatus
@@ -147,8 +147,9 @@ def _model_entries(args: argparse.Namespace) -> list[dict[str, Any]]:
     ]
 
 
-def _load_sketches(inputs: list, sizes: set[int], per_class: int) -> tuple[list, list, list]:
-    """Each input at every model size (at most ``per_class`` per true class); failures listed."""
+def _load_sketches(inputs: list, specs: set, per_class: int) -> tuple[list, list, list]:
+    """Each input in every model's convention (at most ``per_class`` per true class);
+    failures listed."""
     from src.batch.inputs import failure_reason
 
     taken: Counter[str | None] = Counter()
@@ -157,14 +158,25 @@ def _load_sketches(inputs: list, sizes: set[int], per_class: int) -> tuple[list,
         if taken[item.true_class] >= per_class:
             continue
         try:
-            by_size = {size: item.load(size=size) for size in sizes}
+            by_spec = {spec: item.load(spec) for spec in specs}
         except (SketchError, OSError) as error:
             failures.append({"source": item.source, "reason": failure_reason(error)})
             continue
         taken[item.true_class] += 1
-        sketches.append(lambda size, by_size=by_size: by_size[size])
+        sketches.append(lambda spec, by_spec=by_spec: by_spec[spec])
         kept.append(item)
     return sketches, kept, failures
+
+
+def _input_spec(model: Any, args: argparse.Namespace, path: Path) -> Any:
+    """Each model its own convention: the options, else its own card, else the defaults. An
+    unreadable card is left out (``read_model_card`` warns about it once)."""
+    from src.data.input_spec import resolve_input_spec
+
+    try:
+        return resolve_input_spec(model, args.ink, args.value_range, path)
+    except ModelLoadError:
+        return resolve_input_spec(model, args.ink, args.value_range)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -172,11 +184,7 @@ def run(args: argparse.Namespace) -> int:
     from src.batch.inputs import discover_inputs
     from src.data.labels import LabelMap
     from src.explain.compare_models import measure_models
-    from src.explain.compared_model import (
-        ComparedModel,
-        model_input_size,
-        shared_class_names,
-    )
+    from src.explain.compared_model import ComparedModel, shared_class_names
     from src.explain.sidecars import read_model_card
     from src.models.io import check_sketch_input, load_model
 
@@ -190,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
     for entry in entries:
         model = load_model(entry["path"])
         check_sketch_input(model, source=entry["path"])
+        input_spec = _input_spec(model, args, entry["path"])
         specs.append(
             ComparedModel(
                 model,
@@ -198,10 +207,14 @@ def run(args: argparse.Namespace) -> int:
                 entry["layer"],
                 read_model_card(entry["path"].with_name(CARD_NAME)),
                 entry["audit_data"],
+                input_spec,
             )
         )
-    sizes = {model_input_size(spec.model, spec.name) for spec in specs}
-    sketches, kept, failures = _load_sketches(discovery.inputs, sizes, args.per_class)
+    defaults = [spec.input_spec for spec in specs if spec.input_spec.is_default]
+    if defaults:
+        announce_convention(defaults[0])
+    input_specs = {spec.input_spec for spec in specs}
+    sketches, kept, failures = _load_sketches(discovery.inputs, input_specs, args.per_class)
     failures += [{"source": f.source, "reason": f.reason} for f in discovery.failures]
     if not sketches:
         raise SketchError(f"no readable sketches under {args.data} (images, .ndjson or .npy)")
@@ -244,9 +257,8 @@ def _write_outputs(
     for number in {n for pair in summary["pairs"] for n in pair["most_different"]}:
         overlays[number] = {}
         for run in comparison.runs:
-            rgb = overlay_heatmap(
-                run.inputs[number], run.heatmaps[number], args.alpha, args.colormap
-            )
+            seen = run.spec.input_spec.decode(run.inputs[number])
+            rgb = overlay_heatmap(seen, run.heatmaps[number], args.alpha, args.colormap)
             encoded = base64.b64encode(to_png_bytes(rgb)).decode("ascii")
             overlays[number][run.spec.name] = f"data:image/png;base64,{encoded}"
     write_text_atomic(

@@ -82,13 +82,27 @@ def run(args: argparse.Namespace) -> int:
         heatmaps = engine.cam(method).explain(images, predicted).heatmaps
         curves.append(
             deletion_insertion(
-                engine.model, images, heatmaps, predicted, method, args.steps, args.seed
+                engine.model,
+                images,
+                heatmaps,
+                predicted,
+                method,
+                args.steps,
+                args.seed,
+                engine.input_spec,
             )
         )
     noise = random_maps(len(images), images.shape[1:3], args.seed)
     curves.append(
         deletion_insertion(
-            engine.model, images, noise, predicted, RANDOM_METHOD, args.steps, args.seed
+            engine.model,
+            images,
+            noise,
+            predicted,
+            RANDOM_METHOD,
+            args.steps,
+            args.seed,
+            engine.input_spec,
         )
     )
     report: dict[str, Any] = {

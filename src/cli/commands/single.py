@@ -2,6 +2,7 @@
 
 Writes into the output folder:
     gradcam_prediction.png                      three panels: sketch, heatmap, overlay
+    gradcam_on_image.png                        the map over your own image, at its own size
     analysis_summary.json                       prediction, top-k ranking, layer and method
     top_predictions/gradcam_top{k}_{class}.png  one figure per ranked class (safe file names)
 """
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from src.service.explainer import Explainer
 
 FIGURE_NAME = "gradcam_prediction.png"
+ON_IMAGE_NAME = "gradcam_on_image.png"
 SUMMARY_NAME = "analysis_summary.json"
 TOP_PREDICTIONS_DIR = "top_predictions"
 
@@ -97,6 +99,7 @@ def analyse_image(
         alpha=alpha,
         colormap=colormap,
     )
+    _write_on_image(image_path, prediction["heatmap"], output_dir / ON_IMAGE_NAME, alpha, colormap)
     verdict = engine.open_set_of(image[np.newaxis])[0]
     summary = {
         "image_path": str(image_path),
@@ -119,6 +122,7 @@ def analyse_image(
         "layer": engine.gradcam.layer_name,
         "method": engine.gradcam.method,
         "figure": FIGURE_NAME,
+        "overlay_on_image": ON_IMAGE_NAME,
     }
     return _write_summary(output_dir, summary)
 
@@ -143,6 +147,19 @@ def _write_summary(output_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
     """Write ``analysis_summary.json`` and return the summary."""
     write_json_atomic(output_dir / SUMMARY_NAME, summary)
     return summary
+
+
+def _write_on_image(
+    image_path: str | Path, heatmap: Any, path: Path, alpha: float, colormap: str
+) -> None:
+    """The map, computed at the model's size, over the user's image at its own size."""
+    from src.data.preprocess import load_image
+    from src.utils.atomic_write import write_bytes_atomic
+    from src.visualization.image_overlay import overlay_on_image
+    from src.visualization.overlay import to_png_bytes
+
+    rgb = overlay_on_image(load_image(image_path), heatmap, alpha, colormap)
+    write_bytes_atomic(path, to_png_bytes(rgb))
 
 
 def answer_text(summary: dict[str, Any]) -> str:

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     summary = timeline_to_dict(timeline, engine.class_names, args.top_k)
     write_json_atomic(output_dir / "timeline.json", summary)
     overlays = [
-        overlay_heatmap(image, heatmap, alpha=args.alpha, colormap=args.colormap)
+        overlay_heatmap(engine.seen(image), heatmap, alpha=args.alpha, colormap=args.colormap)
         for image, heatmap in zip(timeline.images, timeline.heatmaps)
     ]
     captions = [
