@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from src.errors import LayerNotFoundError, ModelLoadError
+from src.models.sketch_model import layer_output_shape
 
 logger = logging.getLogger(__name__)
 
@@ -37,16 +38,6 @@ class ScoreSource:
     # Layers from the top-level one down to ``layer`` when it sits inside nested models;
     # empty when ``layer`` is a top-level layer.
     chain: tuple[Any, ...] = ()
-
-
-def _output_shape(layer: Any) -> tuple[int | None, ...] | None:
-    """The layer's symbolic output shape, or None when it has no single output."""
-    try:
-        output = layer.output
-    except (AttributeError, ValueError):
-        return None
-    shape = getattr(output, "shape", None)
-    return tuple(shape) if shape is not None else None
 
 
 def _is_model(layer: Any) -> bool:
@@ -87,7 +78,7 @@ def describe_layers(model: Any) -> list[LayerInfo]:
         layer = chain[-1]
         if _is_model(layer) or type(layer).__name__ == "InputLayer":
             continue
-        shape = _output_shape(layer)
+        shape = layer_output_shape(layer)
         if shape is not None and len(shape) == 4 and (shape[1] or 0) * (shape[2] or 0) > 1:
             candidates.append(LayerInfo(path, type(layer).__name__, shape))
     return candidates
@@ -155,7 +146,7 @@ def resolve_target_layer(model: Any, layer_name: str | None) -> tuple[str, list[
         problem = "is ambiguous" if matches else "is not in the model"
         raise LayerNotFoundError(f"layer {layer_name!r} {problem}; candidate layers: {names}")
     if matches[0] not in {info.path for info in candidates}:
-        shape = _output_shape(paths[matches[0]][-1])
+        shape = layer_output_shape(paths[matches[0]][-1])
         raise LayerNotFoundError(
             f"layer {layer_name!r} has output shape {shape}, not a spatial (N, H, W, C) map "
             f"larger than 1x1; candidate layers: {names}"
