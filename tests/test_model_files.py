@@ -31,9 +31,10 @@ UNLOADABLE = [
     ("lambda.h5", "Lambda layer, which can run arbitrary code"),
     ("lambda.keras", "Lambda layer, which can run arbitrary code"),
 ]
+# Any side from 16 to 512 with 1 or 3 channels is a sketch model SketchCAM feeds; these are not.
 WRONG_SHAPE = [
-    ("gray_28x28.h5", r"\(None, 28, 28, 1\)"),
-    ("rgb_64x64.h5", r"\(None, 64, 64, 3\)"),
+    ("gray_8x8.h5", r"\(None, 8, 8, 1\)"),
+    ("two_channel_64x64.h5", r"\(None, 64, 64, 2\)"),
 ]
 ALL_BAD = UNLOADABLE + WRONG_SHAPE
 
@@ -73,8 +74,8 @@ def bad_models(tmp_path_factory: pytest.TempPathFactory, sketch_model_path: Path
     lambda_model = _small_model((64, 64, 1), with_lambda=True)
     lambda_model.save(folder / "lambda.h5")
     lambda_model.save(folder / "lambda.keras")
-    _small_model((28, 28, 1)).save(folder / "gray_28x28.h5")
-    _small_model((64, 64, 3)).save(folder / "rgb_64x64.h5")
+    _small_model((8, 8, 1)).save(folder / "gray_8x8.h5")
+    _small_model((64, 64, 2)).save(folder / "two_channel_64x64.h5")
     return folder
 
 
@@ -131,7 +132,9 @@ def test_wrong_shape_message_says_what_is_expected(
 ) -> None:
     from src.inference.predictor import Predictor
 
-    with pytest.raises(ModelLoadError, match=r"\(None, 64, 64, 1\).*retrain"):
+    with pytest.raises(
+        ModelLoadError, match=shape + r".*(16x16 to 512x512 pixels|1 or 3 channels)"
+    ):
         Predictor.from_files(bad_models / name, sketch_labels_path)
 
 
