@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from src.data.input_spec import InputSpec
+
 SHORT_TOP = [[0, 0], [0, 40]]  # a tick in the top-left corner
 LONG_BOTTOM = [[0, 255], [255, 255]]  # the whole bottom edge
 STROKES = [LONG_BOTTOM, SHORT_TOP]
@@ -22,6 +24,8 @@ class HalfHotCam:
     """Stands in for GradCAM: the same hand-made map for every image."""
 
     input_size = (64, 64)
+    # The convention the project's own 64x64 models read (light ink on dark, values 0-1).
+    input_spec = InputSpec(64, 64, 1, "light", "0-1")
 
     def explain(self, images: np.ndarray, class_indices: Any = None) -> SimpleNamespace:
         heatmap = np.full((64, 64), 0.3, np.float32)

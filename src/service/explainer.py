@@ -71,10 +71,8 @@ class Explainer:
         self.default_method = default_method
         self.default_layer = default_layer
         self.open_set_rule = load_open_set_rule(model_path)
-        # Resolved now when there is a file to read the card of; a bare model's convention is
-        # resolved on first use, so models SketchCAM cannot feed still get their maps.
-        if input_spec is None and model_path is not None:
-            input_spec = resolve_input_spec(model, model_path=model_path)
+        # Resolved on first use (from the card beside the model file, else by the GradCAM), so
+        # a model SketchCAM cannot feed still gets its scores and maps from ready-made inputs.
         self._input_spec = input_spec
         self._engines: dict[str | None, CamEngine] = {}
         self._cams: dict[tuple[str, str | None], GradCAM] = {}
@@ -125,6 +123,8 @@ class Explainer:
         Raises:
             ModelLoadError: an input shape or card convention SketchCAM cannot feed.
         """
+        if self._input_spec is None and self.model_path is not None:
+            self._input_spec = resolve_input_spec(self.model, model_path=self.model_path)
         if self._input_spec is not None:
             return self._input_spec
         return self.gradcam.input_spec
