@@ -377,6 +377,11 @@ def test_batch_report_opens_and_every_image_loads(  # type: ignore[no-untyped-de
     problems = watch_problems(page)
     page.goto((output / "report.html").as_uri())
     page.wait_for_load_state("load")
+    # The enlarged views load lazily, when opened; load every one now, so each is checked.
+    page.evaluate(
+        "document.querySelectorAll('img[loading=lazy]').forEach(i => { i.loading = 'eager'; })"
+    )
+    page.wait_for_function("Array.from(document.images).every((image) => image.complete)")
     images = page.evaluate(
         "Array.from(document.images).map((image) => "
         "[image.getAttribute('src'), image.complete && image.naturalWidth > 0])"
