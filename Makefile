@@ -38,12 +38,14 @@ demo: $(STAMP)
 ## test: the whole suite in one run (fuzzers at CI size, browser tests included). It compares
 ## every map on TensorFlow with JAX (and PyTorch when the torch extra is installed) in one
 ## subprocess per backend, and checks JAX's maps against the engine's hand-written oracle too.
+# Two workers: the suite is sized for a 2-core machine (TEST_WORKERS=0 runs it in one process).
+TEST_WORKERS ?= 2
 test: $(DEV_STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 ## test-fast: the suite without the slow tests (subprocess runs, training, fuzzing, browser)
 test-fast: $(DEV_STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not slow"
 
 ## serve: the web app with the shipped model on http://127.0.0.1:8000
 serve: $(STAMP)

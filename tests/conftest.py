@@ -201,11 +201,40 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # --- Browser tests: one live server and one Chromium for the session ---------------------------
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the browser tests last, keeping their order.
+# With pytest-xdist (``make test`` runs two workers), each test file runs on one worker, so its
+# module-scoped fixtures (a trained model, a backend's subprocess) are built once. The browser
+# files share one worker: one live server and one Chromium (session fixtures) serve them all.
+BROWSER_FILES = ("test_web_browser.py", "test_web_page_use.py", "test_web_page_wording.py")
 
-    Playwright's sync API holds an event loop on the main thread from the first browser test
-    until the session ends; a later test calling asyncio.run() would find it running.
+
+def test_file_group(nodeid: str) -> str:
+    """The xdist work unit of a test: its file, or "browser" for every browser test file."""
+    path = nodeid.split("::", 1)[0]
+    return "browser" if path.rsplit("/", 1)[-1] in BROWSER_FILES else path
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """xdist's scope scheduler, with a test's scope being ``test_file_group``.
+
+    (xdist's own ``--dist loadgroup`` markers are lost on pytest releases whose node ids are
+    read-only, so the grouping is done here, from the node id alone.)
+    """
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileGroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return test_file_group(nodeid)
+
+    return FileGroupScheduling(config, log)  # type: ignore[arg-type]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the browser tests last within a process, keeping their order.
+
+    Playwright's sync API holds an event loop on the main thread while a browser is open; a
+    later test of another file calling asyncio.run() would find it running (the browser fixture
+    is per file, so it is closed before such a test when xdist runs whole files anyway).
     """
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
 
@@ -292,9 +321,13 @@ def server_url(sketch_model_path: Path, sketch_labels_path: Path) -> Iterator[st
             server.kill()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(server_url: str) -> Iterator[object]:
-    """One headless Chromium for the session (each test opens its own page or context)."""
+    """One headless Chromium per test file (each test opens its own page or context).
+
+    Per file, not per session: Playwright's sync API holds an event loop on the main thread while
+    it runs, and a later test on the same worker calling asyncio.run() would find it running.
+    """
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -4,6 +4,8 @@
 same batch, on one device and data parallel over two; saves both sets of updated weights.
 ``python -m tests.distributed_worker train|cli DATA_DIR OUTPUT_DIR [BATCH]``: training with
 ``--distribute`` on the tiny data, through ``train()`` (history saved) or the command line.
+``python -m tests.distributed_worker step_and_train OUT.npz DATA_DIR OUTPUT_DIR``: the step, then
+the training, in one process (one JAX start-up for both).
 """
 
 from __future__ import annotations
@@ -56,28 +58,37 @@ def one_step_both_ways(out: Path) -> None:
 
 
 def main() -> int:
-    """Dispatch on the first argument: ``step``, ``train`` (writes history.json) or ``cli``."""
-    if sys.argv[1] == "step":
-        one_step_both_ways(Path(sys.argv[2]))
-        return 0
+    """Dispatch on the first argument: ``step``, ``train`` (writes history.json), ``cli`` or
+    ``step_and_train``."""
+    command, rest = sys.argv[1], sys.argv[2:]
+    if command in ("step", "step_and_train"):
+        one_step_both_ways(Path(rest[0]))
+        if command == "step":
+            return 0
+        command, rest = "train", rest[1:]
+    return run_training(command, rest)
+
+
+def run_training(command: str, rest: list[str]) -> int:
+    """``train`` (through ``train()``, history saved) or ``cli`` on DATA_DIR OUTPUT_DIR [BATCH]."""
     import json
 
     from src.training.train import build_parser, config_from_args, train
     from src.training.train import main as train_main
 
-    data, output = Path(sys.argv[2]), Path(sys.argv[3])
+    data, output = Path(rest[0]), Path(rest[1])
     arguments = [
         "--strokes_dir", str(data / "strokes"),
         "--classes", "h,v,plus",
         "--output_dir", str(output),
         "--labels_path", str(output / "labels.json"),
         "--epochs", "4",
-        "--batch_size", sys.argv[4] if len(sys.argv) > 4 else "8",
+        "--batch_size", rest[2] if len(rest) > 2 else "8",
         "--learning_rate", "0.01",
         "--workers", "1",
         "--distribute",
     ]  # fmt: skip
-    if sys.argv[1] == "cli":
+    if command == "cli":
         return train_main(arguments)
     from src.training import train as train_module
 

@@ -39,20 +39,25 @@ def run_worker(*arguments: str | Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_one_step_over_two_devices_equals_the_single_device_step(tmp_path: Path) -> None:
-    completed = run_worker("step", tmp_path / "weights.npz")
+@pytest.fixture(scope="module")
+def step_and_training(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One worker (one JAX start-up) for the single step and the training run."""
+    folder = tmp_path_factory.mktemp("distributed")
+    completed = run_worker("step_and_train", folder / "weights.npz", tiny_data, folder / "out")
     assert completed.returncode == 0, completed.stderr[-3000:]
-    weights = np.load(tmp_path / "weights.npz")
+    return folder
+
+
+def test_one_step_over_two_devices_equals_the_single_device_step(step_and_training: Path) -> None:
+    weights = np.load(step_and_training / "weights.npz")
     assert int(weights["devices"]) == 2  # the variables really were replicated on both
     moved = np.abs(weights["single"] - weights["initial"]).max()
     assert moved > 1e-3, "the step did not change the weights: the comparison would be empty"
     np.testing.assert_allclose(weights["parallel"], weights["single"], atol=1e-5)
 
 
-def test_distributed_training_run_lowers_the_loss(tiny_data: Path, tmp_path: Path) -> None:
-    output = tmp_path / "out"
-    completed = run_worker("train", tiny_data, output)
-    assert completed.returncode == 0, completed.stderr[-3000:]
+def test_distributed_training_run_lowers_the_loss(step_and_training: Path) -> None:
+    output = step_and_training / "out"
     card = json.loads((output / "model_card.json").read_text())
     assert card["training"]["devices"] == 2
     record = json.loads((output / "history.json").read_text())

@@ -310,6 +310,11 @@ def test_hostile_bodies_are_rejected_cleanly(
     if response.status_code == 200:
         data = response.json()
         assert data["success"] is True
+        if data.get("empty"):
+            # Nothing drawn (a blank picture): no verdict and no number, never a class.
+            assert data["recognised"] is False
+            assert all(data.get(key) is None for key in ("confidence", "prediction"))
+            return
         for key in ("confidence", "predicted_confidence"):
             if key in data:
                 assert 0.0 <= data[key] <= 1.0

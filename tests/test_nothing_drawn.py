@@ -219,10 +219,13 @@ def test_predict_py_prints_one_line(
 
 @pytest.fixture(scope="module")
 def mixed_folder(sketch_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_mixed_folder(sketch_model_dir, tmp_path_factory.mktemp("mixed"))
+
+
+def make_mixed_folder(sketch_model_dir: Path, root: Path) -> Path:
     """Two drawn sketches in class folders and one blank image labelled "square"."""
-    root = tmp_path_factory.mktemp("mixed")
     for name in ("square", "circle"):
-        (root / name).mkdir()
+        (root / name).mkdir(parents=True)
         shutil.copy(sketch_model_dir / "sketches" / name / "0.png", root / name / "0.png")
     (root / "square" / "blank.png").write_bytes(png_bytes(BLANKS["white_256"]))
     return root
@@ -258,26 +261,3 @@ def test_batch_counts_a_blank_input_apart(
     output = tmp_path / "out"
     assert run_batch_cli(sketch_model_dir, mixed_folder, output) == ExitStatus.SUCCESS
     check_batch_counts_the_blank_apart(output, capsys.readouterr().out)
-
-
-@pytest.mark.slow
-def test_ray_batch_counts_a_blank_input_apart(
-    sketch_model_dir: Path, mixed_folder: Path, tmp_path: Path, capsys
-) -> None:  # type: ignore[no-untyped-def]
-    ray = pytest.importorskip("ray")
-    pytest.importorskip("pyarrow")
-    from src.config import PROJECT_ROOT
-
-    ray.init(
-        num_cpus=1,
-        include_dashboard=False,
-        logging_level="ERROR",
-        log_to_driver=False,
-        runtime_env={"env_vars": {"PYTHONPATH": str(PROJECT_ROOT)}},
-    )
-    try:
-        output = tmp_path / "out"
-        assert run_batch_cli(sketch_model_dir, mixed_folder, output, "--ray") == 0
-        check_batch_counts_the_blank_apart(output, capsys.readouterr().out)
-    finally:
-        ray.shutdown()

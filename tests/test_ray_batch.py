@@ -22,6 +22,11 @@ from src.config import PROJECT_ROOT
 from src.data.preprocess import INK_THRESHOLD
 from src.utils.exit_status import ExitStatus
 from tests.conftest import STROKES_BY_CLASS
+from tests.test_nothing_drawn import (
+    check_batch_counts_the_blank_apart,
+    make_mixed_folder,
+    run_batch_cli,
+)
 
 ray = pytest.importorskip("ray")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -29,6 +34,9 @@ pq = pytest.importorskip("pyarrow.parquet")
 pytestmark = pytest.mark.slow
 
 CRASH_SOURCE = "drawings.ndjson#2"
+# Reruns use one replica: what a rerun explains again is decided per input, whatever the pool
+# size (the first run and the actor-death test use the default pool of two).
+RERUN = ("--ray", "--ray_actors", "1")
 
 
 @pytest.fixture(scope="module")
@@ -197,7 +205,7 @@ def test_rerun_skips_done_inputs_and_a_partial_folder_does_only_the_rest(
     output = tmp_path / "out"
     shutil.copytree(ray_output, output)
     before = sorted((row["path"], row["confidence"]) for row in parquet_rows(output))
-    assert batch(sketch_model_dir, inputs, output, "--ray") == ExitStatus.PARTIAL_FAILURE
+    assert batch(sketch_model_dir, inputs, output, *RERUN) == ExitStatus.PARTIAL_FAILURE
     again = summary_of(output)
     assert again["ray"]["explained_now"] == 0
     assert again["ray"]["resumed"] == 11
@@ -207,7 +215,7 @@ def test_rerun_skips_done_inputs_and_a_partial_folder_does_only_the_rest(
     parts = sorted((output / "results.parquet").glob("part-*.parquet"))
     lost = pq.read_table(parts[0]).num_rows
     parts[0].unlink()
-    assert batch(sketch_model_dir, inputs, output, "--ray") == ExitStatus.PARTIAL_FAILURE
+    assert batch(sketch_model_dir, inputs, output, *RERUN) == ExitStatus.PARTIAL_FAILURE
     resumed = summary_of(output)
     assert resumed["ray"]["explained_now"] == lost
     assert resumed["ray"]["resumed"] == 11 - lost
@@ -272,18 +280,23 @@ def test_ray_stays_out_of_start_up_and_its_absence_is_one_line(
     ]
 
 
+def copy_run(inputs: Path, ray_output: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of the inputs and of the module's finished Ray output (sources are relative)."""
+    folder, output = tmp_path / "inputs", tmp_path / "out"
+    shutil.copytree(inputs, folder)
+    shutil.copytree(ray_output, output)
+    return folder, output
+
+
 def test_an_input_whose_content_changed_is_explained_again_and_counted_once(
-    sketch_model_dir: Path, inputs: Path, tmp_path: Path
+    sketch_model_dir: Path, inputs: Path, ray_output: Path, tmp_path: Path
 ) -> None:
     import hashlib
 
-    folder = tmp_path / "inputs"
-    shutil.copytree(inputs, folder)
-    output = tmp_path / "out"
-    assert batch(sketch_model_dir, folder, output, "--ray") == ExitStatus.PARTIAL_FAILURE
+    folder, output = copy_run(inputs, ray_output, tmp_path)
     changed = folder / "circle" / "0.png"
     shutil.copyfile(folder / "square" / "0.png", changed)
-    assert batch(sketch_model_dir, folder, output, "--ray") == ExitStatus.PARTIAL_FAILURE
+    assert batch(sketch_model_dir, folder, output, *RERUN) == ExitStatus.PARTIAL_FAILURE
     summary = summary_of(output)
     rows = [row for row in parquet_rows(output) if row["path"] == "circle/0.png"]
     assert [row["sha256"] for row in rows] == [hashlib.sha256(changed.read_bytes()).hexdigest()]
@@ -295,14 +308,6 @@ def test_an_input_whose_content_changed_is_explained_again_and_counted_once(
     circle = next(image for image in summary["images"] if image["source"] == "circle/0.png")
     assert circle["predicted_class"] == square["predicted_class"]
     assert circle["confidence"] == pytest.approx(square["confidence"], abs=1e-6)
-
-
-def copy_run(inputs: Path, ray_output: Path, tmp_path: Path) -> tuple[Path, Path]:
-    """A copy of the inputs and of the module's finished Ray output (sources are relative)."""
-    folder, output = tmp_path / "inputs", tmp_path / "out"
-    shutil.copytree(inputs, folder)
-    shutil.copytree(ray_output, output)
-    return folder, output
 
 
 def test_a_rerun_with_other_settings_is_refused_and_fresh_gives_only_new_rows(
@@ -324,12 +329,12 @@ def test_a_rerun_with_other_settings_is_refused_and_fresh_gives_only_new_rows(
                str(sketch_model_dir / "label_mapping.json"), "--output", str(output), "batch",
                "--images_dir", str(folder), "--batch_size", "4", "--ray"]  # fmt: skip
     assert main(top_k_2) == ExitStatus.USAGE
-    assert batch(renamed, folder, output, "--ray") == ExitStatus.USAGE
+    assert batch(renamed, folder, output, *RERUN) == ExitStatus.USAGE
     top_k_line, labels_line = capsys.readouterr().err.strip().splitlines()
     assert "other settings (top_k 3 -> 2)" in top_k_line and "--fresh" in top_k_line
     assert "other settings (labels_sha256 " in labels_line
     assert len(parquet_rows(output)) == 11  # nothing touched
-    assert batch(renamed, folder, output, "--ray", "--fresh") == ExitStatus.PARTIAL_FAILURE
+    assert batch(renamed, folder, output, *RERUN, "--fresh") == ExitStatus.PARTIAL_FAILURE
     summary = summary_of(output)
     assert summary["ray"]["explained_now"] == 11 and summary["ray"]["resumed"] == 0
     rows = parquet_rows(output)
@@ -347,7 +352,7 @@ def test_an_input_whose_label_changed_is_explained_again_with_its_new_label(
     assert drawings[0]["word"] == "circle"
     drawings[0]["word"] = "square"  # same strokes, another label
     (folder / "drawings.ndjson").write_text("".join(json.dumps(d) + "\n" for d in drawings))
-    assert batch(sketch_model_dir, folder, output, "--ray") == ExitStatus.PARTIAL_FAILURE
+    assert batch(sketch_model_dir, folder, output, *RERUN) == ExitStatus.PARTIAL_FAILURE
     summary = summary_of(output)
     # Its part held circle/0.png, circle/1.png and drawings #1 and #2 (blocks of 4 in order).
     assert summary["ray"]["explained_now"] == 4 and summary["ray"]["resumed"] == 7
@@ -373,7 +378,7 @@ def test_damaged_parts_are_set_aside_and_their_inputs_explained_again(
     (output / "mean_map_sums" / f"{parts[2].stem}.npz").unlink()  # a part without its sums
     (results / "notes.txt").write_text("not a part")  # a foreign file
     capsys.readouterr()
-    assert batch(sketch_model_dir, folder, output, "--ray") == ExitStatus.PARTIAL_FAILURE
+    assert batch(sketch_model_dir, folder, output, *RERUN) == ExitStatus.PARTIAL_FAILURE
     summary = summary_of(output)
     assert summary["ray"]["explained_now"] == 11
     assert sorted(summary["ray"]["set_aside"]) == sorted(
@@ -428,7 +433,7 @@ def test_actors_feed_the_drivers_input_convention(
         [
             "--model", str(bare / "model.h5"), "--labels", str(bare / "label_mapping.json"),
             "--ink", "light", "--value_range", "0-1", "--output", str(output),
-            "batch", "--images_dir", str(inputs), "--batch_size", "4", "--ray",
+            "batch", "--images_dir", str(inputs), "--batch_size", "4", *RERUN,
         ]
     )  # fmt: skip
     assert code == ExitStatus.PARTIAL_FAILURE
@@ -439,3 +444,12 @@ def test_actors_feed_the_drivers_input_convention(
     for image in local["images"]:
         difference = pixels(output / image["overlay"]) - pixels(local_output / image["overlay"])
         assert np.abs(difference).max() <= 1, image["source"]
+
+
+def test_ray_batch_counts_a_blank_input_apart(
+    sketch_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mixed = make_mixed_folder(sketch_model_dir, tmp_path / "mixed")
+    output = tmp_path / "out"
+    assert run_batch_cli(sketch_model_dir, mixed, output, *RERUN) == 0
+    check_batch_counts_the_blank_apart(output, capsys.readouterr().out)

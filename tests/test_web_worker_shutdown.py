@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -95,13 +96,16 @@ def _stalled_uploads(port: int, count: int) -> list[socket.socket]:
     return stalled
 
 
-def _launch(model: Path, labels: Path) -> tuple[subprocess.Popen[bytes], int]:
-    """A two-worker server in its own process group, just started; the process and its port."""
+def _launch(
+    model: Path, labels: Path, settings: dict[str, str]
+) -> tuple[subprocess.Popen[bytes], int]:
+    """A two-worker server in its own process group, just started (``settings`` added to its
+    environment); the process and its port."""
     port = _free_port()
     command = [sys.executable, "-m", "src.web", "--model_path", str(model)]
     command += ["--label_mapping", str(labels), "--port", str(port)]
     command += ["--workers", "2", "--log_level", "warning"]
-    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **settings}
     environment["SKETCH_SHUTDOWN_GRACE_S"] = str(GRACE_S)
     return subprocess.Popen(command, env=environment, start_new_session=True), port
 
@@ -125,12 +129,15 @@ def _wait_until_ready(process: subprocess.Popen[bytes], port: int) -> set[int]:
 
 @pytest.fixture(scope="module")
 def servers(sketch_model_path: Path, sketch_labels_path: Path) -> Iterator[list[tuple]]:
-    """Two servers, one for each test below, ready: PID, port and started children each.
+    """Two servers, ready: PID, port and started children each. The first is stopped with
+    SIGTERM under load; the second serves first (with settings other than the defaults, which
+    its workers must read), then is killed.
 
     Both start at once: each parent loads the model on one core before its workers start, so
     side by side their start-ups overlap instead of queueing.
     """
-    launched = [_launch(sketch_model_path, sketch_labels_path) for _ in range(2)]
+    settings = [{}, {"SKETCH_BATCH_MAX_SIZE": "5", "SKETCH_HEADER_TIMEOUT_S": "1"}]
+    launched = [_launch(sketch_model_path, sketch_labels_path, each) for each in settings]
     try:
         yield [(process, port, _wait_until_ready(process, port)) for process, port in launched]
     finally:
@@ -169,6 +176,27 @@ def test_sigterm_under_load_answers_in_flight_and_leaves_no_process(servers: lis
     assert statuses and set(statuses) == {200}
     # Requests in flight at the signal were answered after it.
     assert any(when > signalled and status == 200 for when, status in answers)
+
+
+@pytest.mark.slow
+def test_two_workers_serve_with_the_servers_settings(servers: list[tuple]) -> None:
+    _, port, _ = servers[1]
+    status, health = _get_json(port, "GET", "/health")
+    assert status == 200 and health["batch_max_size"] == 5
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(
+            pool.map(
+                lambda _: _get_json(
+                    port, "POST", "/predict_with_gradcam", {"strokes": draw_square_strokes()}
+                ),
+                range(4),
+            )
+        )
+    assert all(status == 200 for status, _ in answers)
+    assert len({answer["prediction"] for _, answer in answers}) == 1
+    # Workers also cut a client that never sends its headers.
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as silent:
+        assert silent.recv(4096).startswith(b"HTTP/1.1 408 ")
 
 
 @pytest.mark.slow

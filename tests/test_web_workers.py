@@ -5,18 +5,10 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
-from tests.conftest import draw_square_strokes
 
 
 def test_workers_flag_is_a_positive_whole_number() -> None:
@@ -85,47 +77,3 @@ def _get_json(port: int, method: str, path: str, body: object = None) -> tuple[i
     connection.request(method, path, payload, {"Content-Type": "application/json"})
     response = connection.getresponse()
     return response.status, json.loads(response.read())
-
-
-@pytest.mark.slow
-def test_two_workers_serve_and_stop_cleanly(
-    sketch_model_path: Path, sketch_labels_path: Path
-) -> None:
-    port = _free_port()
-    command = [sys.executable, "-m", "src.web", "--model_path", str(sketch_model_path)]
-    command += ["--label_mapping", str(sketch_labels_path), "--port", str(port)]
-    command += ["--workers", "2", "--log_level", "warning"]
-    # A batch size other than the default shows that the workers read the setting.
-    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "SKETCH_BATCH_MAX_SIZE": "5"}
-    environment["SKETCH_HEADER_TIMEOUT_S"] = "1"
-    server = subprocess.Popen(command, env=environment)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert server.poll() is None, "server exited during start-up"
-            try:
-                status, health = _get_json(port, "GET", "/health")
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.3)
-        assert status == 200 and health["batch_max_size"] == 5
-        with ThreadPoolExecutor(4) as pool:
-            answers = list(
-                pool.map(
-                    lambda _: _get_json(
-                        port, "POST", "/predict_with_gradcam", {"strokes": draw_square_strokes()}
-                    ),
-                    range(4),
-                )
-            )
-        assert all(status == 200 for status, _ in answers)
-        assert len({answer["prediction"] for _, answer in answers}) == 1
-        # Workers also cut a client that never sends its headers.
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as silent:
-            assert silent.recv(4096).startswith(b"HTTP/1.1 408 ")
-        server.send_signal(signal.SIGTERM)
-        assert server.wait(30) == 0
-    finally:
-        if server.poll() is None:
-            server.kill()

@@ -292,18 +292,33 @@ class ExplainActor:
     ) -> None:
         import ray
 
-        limit_tensorflow_threads(cpus)
-        from src.inference.predictor import load_model_and_labels
-        from src.service.explainer import Explainer
-
-        model, labels = load_model_and_labels(model_path, LabelMap(tuple(class_names)))
-        self.explainer = Explainer(model, labels, method, layer, model_path, input_spec)
-        self.explainer.cam()
+        self._model = (model_path, tuple(class_names), method, layer, input_spec, cpus)
+        # The driver always resolves the convention; decoding an input needs no model then.
+        self.input_spec = input_spec
+        self._explainer: Any = None
         self.options = options
         self.output_dir = Path(output_dir)
         self.namer = _FixedNamer(self.output_dir / OVERLAYS_DIR, ray.get(overlay_names[0]))
         self.done: frozenset[tuple[str, str, str, str]] = ray.get(done[0])
         self.settings = settings
+
+    @property
+    def explainer(self) -> Any:
+        """The replica's ``Explainer``, loaded on the first batch with something to explain.
+
+        Loading waits for that batch because a resumed run often finds every input of an
+        actor's batches done: such an actor then never imports TensorFlow or reads the model.
+        """
+        if self._explainer is None:
+            model_path, class_names, method, layer, input_spec, cpus = self._model
+            limit_tensorflow_threads(cpus)
+            from src.inference.predictor import load_model_and_labels
+            from src.service.explainer import Explainer
+
+            model, labels = load_model_and_labels(model_path, LabelMap(class_names))
+            self._explainer = Explainer(model, labels, method, layer, model_path, input_spec)
+            self._explainer.cam()
+        return self._explainer
 
     def __call__(self, batch: Any) -> Any:
         """Explain a batch's new inputs; return one status row per input."""
@@ -327,9 +342,11 @@ class ExplainActor:
             item = BatchInput(source, row["true_class"], origin_from_row(row))
             chunk.append(item)
             try:
-                decoded.append(item.load(self.explainer.input_spec))
+                decoded.append(item.load(self.input_spec or self.explainer.input_spec))
             except (SketchError, OSError, ValueError) as error:
                 decoded.append(Failure(source, failure_reason(error)))
+        if not chunk:  # every input done or unreadable: nothing needs the model
+            return pa.Table.from_pylist(statuses, schema=status_schema())
         accumulator = _MapSummaries(self.explainer.class_names, self.explainer.gradcam.input_size)
         written = explain_chunk(
             self.explainer, chunk, decoded, accumulator, self.namer, self.options

@@ -240,6 +240,7 @@ export class App {
     this.version = 0; // counts drawing changes
     this.shownVersion = 0; // the drawing the answer on screen is for
     this.staleTimer = null;
+    this.errorAfter = 0; // answers to requests up to this sequence number keep a local error up
     this.bindControls();
     this.loadMethods();
     this.showClasses();
@@ -286,14 +287,24 @@ export class App {
     if (!file) return;
     const unreadable = `${file.name} isn't an image this page can open: try a PNG or JPEG.`;
     const reader = new FileReader();
-    reader.onerror = () => this.view.showError(unreadable);
+    reader.onerror = () => this.showLocalError(unreadable);
     reader.onload = () => {
       const image = new Image();
       image.onload = () => this.canvas.setBackground(image, reader.result);
-      image.onerror = () => this.view.showError(unreadable);
+      image.onerror = () => this.showLocalError(unreadable);
       image.src = reader.result;
     };
     reader.readAsDataURL(file);
+  }
+
+  /**
+   * An error found here, not by the server (a file the page cannot open). It stays up until a
+   * request sent after it is answered: an answer to an older request, landing later, is about
+   * the canvas before the attempt and must not wipe the message away.
+   */
+  showLocalError(message) {
+    this.errorAfter = this.api.issued;
+    this.view.showError(message);
   }
 
   drawingChanged({ final }) {
@@ -368,7 +379,7 @@ export class App {
       return null;
     }
     this.shownVersion = version;
-    this.view.clearError();
+    if (answer.seq > this.errorAfter) this.view.clearError();
     if (version === this.version) this.view.setStale(false); // else watchForStale decides
     this.view.setStatus(`Updated in ${Math.round(answer.milliseconds)} ms`);
     emit("onResult", answer.data, request);
