@@ -4,9 +4,10 @@ every row made with the final settings, and no Ray process left behind.
 Usage (from the repository root): ``python -m bench.ray_resume_soak [--count 2000] [--rounds 10]``.
 Generates ``--count`` 28x28 bitmaps (random strokes, three class-named .npy files) and a small
 untrained project CNN, then runs the CLI (``batch --ray``) ``--rounds`` times into one output
-folder, each killed with SIGKILL after a random delay. Half-way the settings change (--top_k 3
+folder, each killed with SIGKILL once results.parquet holds a random number of parts inside what
+the round has left to explain (so the kill lands while actors are explaining). Half-way the settings change (--top_k 3
 -> 2, with --fresh), so the folder holds rows of the old settings until the change. A last run
-finishes. Prints per round the kill time, the rows found and the processes the driver left after
+finishes. Prints per round the kill time, the parts and rows found and the processes the driver left after
 20 s; then the checks: each input exactly once in results.parquet and the summary, every row's
 settings key the final run's, every row with the final top-k.
 """
@@ -26,6 +27,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 CLASSES = ("apple", "cake", "fish")
+BATCH_SIZE = 64  # inputs per Grad-CAM batch, and so per part file
 
 
 def write_inputs(folder: Path, count: int, seed: int) -> None:
@@ -64,27 +66,35 @@ def command(work: Path, output: Path, top_k: int, fresh: bool) -> list[str]:
         sys.executable, "scripts/gradcam_analysis.py", "--model", str(work / "model.h5"),
         "--labels", str(work / "labels.json"), "--output", str(output), "--top_k", str(top_k),
         "batch", "--images_dir", str(work / "inputs"), "--max_per_file", "0", "--batch_size",
-        "64", "--ray", *(["--fresh"] if fresh else []),
+        str(BATCH_SIZE), "--ray", *(["--fresh"] if fresh else []),
     ]  # fmt: skip
 
 
-def killed_round(argv: list[str], delay: float) -> tuple[int, int, bool]:
-    """Run, SIGKILL after ``delay`` s; the driver's descendants still alive 20 s later, how
-    many there were, and whether the run had already finished (then nothing was killed)."""
-    driver = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def killed_round(argv: list[str], output: Path, new_parts: int) -> dict:
+    """Run, and SIGKILL the driver as soon as it has written ``new_parts`` new part files
+    (explanation under way). Returns the new parts at the kill, whether the run had already
+    finished (then nothing was killed), and the driver's descendants still alive 20 s after
+    the kill (of how many seen)."""
     from src.batch.ray_watchdog import descendants, start_time
 
+    before = part_names(output)
+    driver = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     seen: dict[int, str] = {}
-    deadline = time.monotonic() + delay
-    while time.monotonic() < deadline and driver.poll() is None:
+    while driver.poll() is None and len(part_names(output) - before) < new_parts:
         seen |= descendants(driver.pid)
-        time.sleep(0.5)
+        time.sleep(0.05)
     finished = driver.poll() is not None
+    written = len(part_names(output) - before)
     driver.send_signal(signal.SIGKILL)
     driver.wait()
     time.sleep(20)
     left = sum(start_time(pid) == started for pid, started in seen.items())
-    return left, len(seen), finished
+    return {"parts": written, "finished": finished, "left": left, "seen": len(seen)}
+
+
+def part_names(output: Path) -> set[str]:
+    """The part files in results.parquet (none before the first)."""
+    return {path.name for path in (output / "results.parquet").glob("part-*.parquet")}
 
 
 def rows_of(output: Path) -> list[dict]:
@@ -101,8 +111,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--min_delay", type=float, default=20.0)
-    parser.add_argument("--max_delay", type=float, default=90.0)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     chooser = random.Random(args.seed)
@@ -112,18 +120,28 @@ def main(argv: list[str] | None = None) -> int:
         write_model(work)
         output = work / "out"
         leftovers = 0
+        mid_run = 0
+        total_parts = -(-args.count // BATCH_SIZE)
         for round_number in range(1, args.rounds + 1):
             late = round_number > args.rounds // 2
-            delay = chooser.uniform(args.min_delay, args.max_delay)
+            # The settings change (top_k) starts the folder afresh: nothing of it is done.
+            done = 0 if round_number == args.rounds // 2 + 1 else len(part_names(output))
+            # A random point inside what is left to explain (never the very end).
+            target = chooser.randint(1, max(1, total_parts - done - 1))
             argv = command(work, output, 2 if late else 3, late)
-            left, started, finished = killed_round(argv, delay)
-            leftovers += left
-            when = "finished before the kill" if finished else f"killed after {delay:5.1f} s"
+            round_ = killed_round(argv, output, target)
+            leftovers += round_["left"]
+            mid_run += not round_["finished"]
+            when = "finished before the kill" if round_["finished"] else "killed"
             print(
-                f"round {round_number:2d}: top_k {2 if late else 3}, {when}, rows "
-                f"{len(rows_of(output)):5d}, processes left after 20 s: {left} of {started}",
+                f"round {round_number:2d}: top_k {2 if late else 3}, {when} after "
+                f"{round_['parts']:2d} new parts (aimed at {target}; {done} of {total_parts} "
+                f"done before), rows "
+                f"{len(rows_of(output)):5d}, processes left after 20 s: {round_['left']} of "
+                f"{round_['seen']}",
                 flush=True,
             )
+        print(f"rounds killed mid-explanation: {mid_run} of {args.rounds}")
         final = subprocess.run(
             command(work, output, 2, True), capture_output=True, text=True, check=False
         )

@@ -118,3 +118,31 @@ def test_start_up_notice_filter_keeps_other_lines() -> None:
     )
     assert not is_start_up_notice("E0000 00:00:1795895105.904232  6373 cuda_dnn.cc:8579] failed")
     assert not is_start_up_notice("error: image samples/x.png not found")
+
+
+def test_ray_init_output_keeps_every_line_but_the_log_level_notice(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """What ``ray.init`` writes to descriptor 2 (as Ray's C++ core does) passes through, all
+    but the announcement of RAY_BACKEND_LOG_LEVEL."""
+    import os
+
+    from src.batch.ray_cluster import _init
+
+    class FakeRay:
+        @staticmethod
+        def init(**options: object) -> None:
+            os.write(
+                2,
+                b"[2026-12-02 09:36:58,040 I 24554 24554] logging.cc:302: Set ray log "
+                b"level from environment variable RAY_BACKEND_LOG_LEVEL to 3\n",
+            )
+            os.write(2, b"[2026-12-02 09:36:58,041 E 24554 24554] gcs_client.cc:9: lost\n")
+
+    capfd.readouterr()
+    _init(FakeRay, verbose=False, num_cpus=1)
+    assert capfd.readouterr().err.splitlines() == [
+        "[2026-12-02 09:36:58,041 E 24554 24554] gcs_client.cc:9: lost"
+    ]
+    _init(FakeRay, verbose=True, num_cpus=1)
+    assert len(capfd.readouterr().err.splitlines()) == 2

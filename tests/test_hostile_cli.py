@@ -78,23 +78,36 @@ def test_files_that_are_not_images_are_one_line_and_exit_3(
     assert_one_line(*run_cli(predict_arguments, capsys, "predict"), ExitStatus.INVALID_IMAGE)
 
 
-@pytest.mark.parametrize("mode", UPLOADABLE_MODES)
-def test_every_pillow_mode_file_is_explained(
-    mode: str,
-    tmp_path: Path,
-    sketch_model_path: Path,
-    sketch_labels_path: Path,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    data = mode_file(mode)
-    assert data is not None
-    image = tmp_path / f"sketch_{mode.replace(';', '_')}.tif"
-    image.write_bytes(data)
-    output = tmp_path / "out"
+@pytest.fixture(scope="module")
+def every_mode_batch(
+    sketch_model_path: Path, sketch_labels_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, dict]:
+    """One batch over a folder with a file in every uploadable Pillow mode: source -> its entry
+    in batch_summary.json (one model load for all modes)."""
+    folder = tmp_path_factory.mktemp("modes")
+    for mode in UPLOADABLE_MODES:
+        data = mode_file(mode)
+        assert data is not None
+        (folder / f"sketch_{mode.replace(';', '_')}.tif").write_bytes(data)
+    output = folder.parent / f"{folder.name}_out"
     arguments = engine_args(sketch_model_path, sketch_labels_path, output)
-    code, lines, _ = run_cli([*arguments, "single", "--image", str(image)], capsys)
-    assert code == ExitStatus.SUCCESS, lines
-    assert json.loads((output / "analysis_summary.json").read_text())["predicted_class"]
+    assert main_of_analysis([*arguments, "batch", "--images_dir", str(folder)]) == 0
+    summary = json.loads((output / "batch_summary.json").read_text())
+    assert summary["failures"] == []
+    return {image["source"]: image for image in summary["images"]}
+
+
+def main_of_analysis(arguments: list[str]) -> int:
+    from src.cli.gradcam_analysis import main
+
+    return main(arguments)
+
+
+@pytest.mark.parametrize("mode", UPLOADABLE_MODES)
+def test_every_pillow_mode_file_is_explained(mode: str, every_mode_batch: dict[str, dict]) -> None:
+    entry = every_mode_batch[f"sketch_{mode.replace(';', '_')}.tif"]
+    assert entry["predicted_class"]
+    assert 0.0 <= entry["confidence"] <= 1.0
 
 
 def line_png(path: Path, width: int, height: int) -> Path:

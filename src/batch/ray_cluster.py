@@ -17,6 +17,7 @@ from typing import Any
 
 from src.config import PROJECT_ROOT
 from src.errors import SketchError, UsageError
+from src.utils.tensorflow_logging import start_up_notices_filtered
 
 # How long a join waits for a Ray head to answer, and the default wait for the pool's resources.
 CONNECT_TIMEOUT_S = 10.0
@@ -76,12 +77,15 @@ def ray_session(ray: Any, address: str | None, verbose: bool) -> Iterator[None]:
     for name in _RAY_LOGGERS:
         logging.getLogger(name).setLevel(level)
     if not verbose:
-        # The driver's C++ core worker logs to stderr too (an actor-restart note on every run).
+        # The driver's C++ core worker logs to stderr too: an ERROR-level note that Ray Data's
+        # actors have constructor arguments in the object store, on every run. Ray reads this
+        # level when ray.init starts the core worker, and announces it there in one INFO line,
+        # which ``_init`` leaves out.
         os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     if address:
         _check_reachable(address)
         # Every node imports the installed project (pip install -e '.[ray]' on each machine).
-        ray.init(address=address, logging_level=level, log_to_driver=verbose)
+        _init(ray, verbose, address=address, logging_level=level, log_to_driver=verbose)
         try:
             yield
         finally:
@@ -89,7 +93,9 @@ def ray_session(ray: Any, address: str | None, verbose: bool) -> Iterator[None]:
         return
     from src.batch.ray_watchdog import start_watchdog, stop_watchdog
 
-    ray.init(
+    _init(
+        ray,
+        verbose,
         num_cpus=os.cpu_count() or 1,
         include_dashboard=False,
         logging_level=level,
@@ -104,6 +110,21 @@ def ray_session(ray: Any, address: str | None, verbose: bool) -> Iterator[None]:
     finally:
         ray.shutdown()
         stop_watchdog(watchdog)
+
+
+def is_log_level_notice(line: str) -> bool:
+    """Ray's announcement that it read ``RAY_BACKEND_LOG_LEVEL`` (printed by ``ray.init``)."""
+    return "Set ray log level from environment variable RAY_BACKEND_LOG_LEVEL" in line
+
+
+def _init(ray: Any, verbose: bool, **options: Any) -> None:
+    """``ray.init(**options)``; unless ``verbose``, without Ray's log-level announcement (every
+    other line it prints still reaches stderr)."""
+    if verbose:
+        ray.init(**options)
+        return
+    with start_up_notices_filtered(is_log_level_notice):
+        ray.init(**options)
 
 
 def check_pool_fits(

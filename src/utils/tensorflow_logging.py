@@ -20,7 +20,7 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -61,8 +61,14 @@ def configure_tensorflow_logging(verbose: bool = False) -> None:
 
 
 @contextlib.contextmanager
-def start_up_notices_filtered() -> Iterator[None]:
-    """Capture descriptor 2 while the body runs; then write back all but the start-up notices."""
+def start_up_notices_filtered(
+    is_notice: Callable[[str], bool] = is_start_up_notice,
+) -> Iterator[None]:
+    """Capture descriptor 2 while the body runs; then write back every line but the notices.
+
+    Args:
+        is_notice: which captured lines to leave out (default: TensorFlow's start-up notices).
+    """
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as capture:
@@ -75,7 +81,7 @@ def start_up_notices_filtered() -> Iterator[None]:
             os.close(saved)
             capture.seek(0)
             lines = capture.read().decode("utf-8", errors="replace").splitlines(keepends=True)
-            kept = "".join(line for line in lines if not is_start_up_notice(line))
+            kept = "".join(line for line in lines if not is_notice(line))
             if kept:
                 sys.stderr.write(kept)
                 sys.stderr.flush()
