@@ -27,7 +27,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 CLASSES = ("apple", "cake", "fish")
-BATCH_SIZE = 64  # inputs per Grad-CAM batch, and so per part file
+BATCH_SIZE = 16  # inputs per Grad-CAM batch, and so per part file
 
 
 def write_inputs(folder: Path, count: int, seed: int) -> None:
@@ -126,8 +126,11 @@ def main(argv: list[str] | None = None) -> int:
             late = round_number > args.rounds // 2
             # The settings change (top_k) starts the folder afresh: nothing of it is done.
             done = 0 if round_number == args.rounds // 2 + 1 else len(part_names(output))
-            # A random point inside what is left to explain (never the very end).
-            target = chooser.randint(1, max(1, total_parts - done - 1))
+            # A random point in the first share of what is left, so that every round of the
+            # phase (5 before the change, 5 after) still finds inputs to explain.
+            phase = max(1, args.rounds // 2)
+            rounds_left = phase - (round_number - 1) % phase
+            target = chooser.randint(1, max(1, (total_parts - done) // (rounds_left + 1)))
             argv = command(work, output, 2 if late else 3, late)
             round_ = killed_round(argv, output, target)
             leftovers += round_["left"]

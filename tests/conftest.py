@@ -12,6 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Each xdist worker (and the servers and scripts it starts) keeps TensorFlow to one thread
+    # per pool: workers already fill the cores, and pools sized for the whole machine in every
+    # worker would spin against each other.
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

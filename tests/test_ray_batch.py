@@ -34,9 +34,9 @@ pq = pytest.importorskip("pyarrow.parquet")
 pytestmark = pytest.mark.slow
 
 CRASH_SOURCE = "drawings.ndjson#2"
-# Reruns use one replica: what a rerun explains again is decided per input, whatever the pool
-# size (the first run and the actor-death test use the default pool of two).
-RERUN = ("--ray", "--ray_actors", "1")
+# Runs use one replica: the answers, and what a rerun explains again, are decided per input
+# whatever the pool size (the actor-death test runs a pool of two).
+ONE_ACTOR = ("--ray", "--ray_actors", "1")
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +114,7 @@ def local_output(sketch_model_dir: Path, inputs: Path, tmp_path_factory: pytest.
 @pytest.fixture(scope="module")
 def ray_output(sketch_model_dir: Path, inputs: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     output = tmp_path_factory.mktemp("ray") / "out"
-    assert batch(sketch_model_dir, inputs, output, "--ray") == ExitStatus.PARTIAL_FAILURE
+    assert batch(sketch_model_dir, inputs, output, *ONE_ACTOR) == ExitStatus.PARTIAL_FAILURE
     return output
 
 
@@ -205,7 +205,7 @@ def test_rerun_skips_done_inputs_and_a_partial_folder_does_only_the_rest(
     output = tmp_path / "out"
     shutil.copytree(ray_output, output)
     before = sorted((row["path"], row["confidence"]) for row in parquet_rows(output))
-    assert batch(sketch_model_dir, inputs, output, *RERUN) == ExitStatus.PARTIAL_FAILURE
+    assert batch(sketch_model_dir, inputs, output, *ONE_ACTOR) == ExitStatus.PARTIAL_FAILURE
     again = summary_of(output)
     assert again["ray"]["explained_now"] == 0
     assert again["ray"]["resumed"] == 11
@@ -215,7 +215,7 @@ def test_rerun_skips_done_inputs_and_a_partial_folder_does_only_the_rest(
     parts = sorted((output / "results.parquet").glob("part-*.parquet"))
     lost = pq.read_table(parts[0]).num_rows
     parts[0].unlink()
-    assert batch(sketch_model_dir, inputs, output, *RERUN) == ExitStatus.PARTIAL_FAILURE
+    assert batch(sketch_model_dir, inputs, output, *ONE_ACTOR) == ExitStatus.PARTIAL_FAILURE
     resumed = summary_of(output)
     assert resumed["ray"]["explained_now"] == lost
     assert resumed["ray"]["resumed"] == 11 - lost
@@ -296,7 +296,7 @@ def test_an_input_whose_content_changed_is_explained_again_and_counted_once(
     folder, output = copy_run(inputs, ray_output, tmp_path)
     changed = folder / "circle" / "0.png"
     shutil.copyfile(folder / "square" / "0.png", changed)
-    assert batch(sketch_model_dir, folder, output, *RERUN) == ExitStatus.PARTIAL_FAILURE
+    assert batch(sketch_model_dir, folder, output, *ONE_ACTOR) == ExitStatus.PARTIAL_FAILURE
     summary = summary_of(output)
     rows = [row for row in parquet_rows(output) if row["path"] == "circle/0.png"]
     assert [row["sha256"] for row in rows] == [hashlib.sha256(changed.read_bytes()).hexdigest()]
@@ -329,12 +329,12 @@ def test_a_rerun_with_other_settings_is_refused_and_fresh_gives_only_new_rows(
                str(sketch_model_dir / "label_mapping.json"), "--output", str(output), "batch",
                "--images_dir", str(folder), "--batch_size", "4", "--ray"]  # fmt: skip
     assert main(top_k_2) == ExitStatus.USAGE
-    assert batch(renamed, folder, output, *RERUN) == ExitStatus.USAGE
+    assert batch(renamed, folder, output, *ONE_ACTOR) == ExitStatus.USAGE
     top_k_line, labels_line = capsys.readouterr().err.strip().splitlines()
     assert "other settings (top_k 3 -> 2)" in top_k_line and "--fresh" in top_k_line
     assert "other settings (labels_sha256 " in labels_line
     assert len(parquet_rows(output)) == 11  # nothing touched
-    assert batch(renamed, folder, output, *RERUN, "--fresh") == ExitStatus.PARTIAL_FAILURE
+    assert batch(renamed, folder, output, *ONE_ACTOR, "--fresh") == ExitStatus.PARTIAL_FAILURE
     summary = summary_of(output)
     assert summary["ray"]["explained_now"] == 11 and summary["ray"]["resumed"] == 0
     rows = parquet_rows(output)
@@ -352,7 +352,7 @@ def test_an_input_whose_label_changed_is_explained_again_with_its_new_label(
     assert drawings[0]["word"] == "circle"
     drawings[0]["word"] = "square"  # same strokes, another label
     (folder / "drawings.ndjson").write_text("".join(json.dumps(d) + "\n" for d in drawings))
-    assert batch(sketch_model_dir, folder, output, *RERUN) == ExitStatus.PARTIAL_FAILURE
+    assert batch(sketch_model_dir, folder, output, *ONE_ACTOR) == ExitStatus.PARTIAL_FAILURE
     summary = summary_of(output)
     # Its part held circle/0.png, circle/1.png and drawings #1 and #2 (blocks of 4 in order).
     assert summary["ray"]["explained_now"] == 4 and summary["ray"]["resumed"] == 7
@@ -378,7 +378,7 @@ def test_damaged_parts_are_set_aside_and_their_inputs_explained_again(
     (output / "mean_map_sums" / f"{parts[2].stem}.npz").unlink()  # a part without its sums
     (results / "notes.txt").write_text("not a part")  # a foreign file
     capsys.readouterr()
-    assert batch(sketch_model_dir, folder, output, *RERUN) == ExitStatus.PARTIAL_FAILURE
+    assert batch(sketch_model_dir, folder, output, *ONE_ACTOR) == ExitStatus.PARTIAL_FAILURE
     summary = summary_of(output)
     assert summary["ray"]["explained_now"] == 11
     assert sorted(summary["ray"]["set_aside"]) == sorted(
@@ -433,7 +433,7 @@ def test_actors_feed_the_drivers_input_convention(
         [
             "--model", str(bare / "model.h5"), "--labels", str(bare / "label_mapping.json"),
             "--ink", "light", "--value_range", "0-1", "--output", str(output),
-            "batch", "--images_dir", str(inputs), "--batch_size", "4", *RERUN,
+            "batch", "--images_dir", str(inputs), "--batch_size", "4", *ONE_ACTOR,
         ]
     )  # fmt: skip
     assert code == ExitStatus.PARTIAL_FAILURE
@@ -451,5 +451,5 @@ def test_ray_batch_counts_a_blank_input_apart(
 ) -> None:
     mixed = make_mixed_folder(sketch_model_dir, tmp_path / "mixed")
     output = tmp_path / "out"
-    assert run_batch_cli(sketch_model_dir, mixed, output, *RERUN) == 0
+    assert run_batch_cli(sketch_model_dir, mixed, output, *ONE_ACTOR) == 0
     check_batch_counts_the_blank_apart(output, capsys.readouterr().out)

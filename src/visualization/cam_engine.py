@@ -130,19 +130,22 @@ class CamEngine:
         else:
             activations, scores, outputs = self._compiled.forward(batch)
             grads = None
-        scores = scores.astype(np.float32)
+        scores = scores.astype(np.float32, copy=False)
         top = np.argmax(scores, axis=-1)
         coefficients[predicted] = 0.0
         coefficients[np.flatnonzero(predicted), top[predicted]] = 1.0
-        class_indices = np.array(
-            [target.main_class(row) for target, row in zip(chosen, scores)], dtype=np.int64
-        )
+        if predicted.all():  # every map explains its image's top class
+            class_indices = top.astype(np.int64)
+        else:
+            class_indices = np.array(
+                [target.main_class(row) for target, row in zip(chosen, scores)], dtype=np.int64
+            )
         return Attributions(
             batch,
-            activations.astype(np.float32),
-            None if grads is None else grads.astype(np.float32),
+            activations.astype(np.float32, copy=False),
+            None if grads is None else grads.astype(np.float32, copy=False),
             scores,
-            outputs.astype(np.float32),
+            outputs.astype(np.float32, copy=False),
             coefficients,
             class_indices,
         )
@@ -164,15 +167,18 @@ class CamEngine:
 
     def raw_maps(self, method: Method, attributions: Attributions, sign: float = 1.0) -> np.ndarray:
         """A method's raw (N, h, w) maps; ``sign`` -1 explains the opposite target."""
-        gradients = attributions.gradients
+        gradients, coefficients = attributions.gradients, attributions.coefficients
+        if sign != 1.0:  # the opposite target: negated copies (the usual case copies nothing)
+            gradients = None if gradients is None else gradients * np.float32(sign)
+            coefficients = coefficients * np.float32(sign)
         inputs = CamInputs(
             attributions.images,
             attributions.activations,
-            None if gradients is None else gradients * np.float32(sign),
-            attributions.coefficients * np.float32(sign),
+            gradients,
+            coefficients,
             self.class_scores,
         )
-        return method.raw_maps(inputs).astype(np.float32)
+        return method.raw_maps(inputs).astype(np.float32, copy=False)
 
     def explain(self, images: Any, method: Method, targets: Any = None) -> CamResult:
         """Maps of ``method`` for a batch.

@@ -293,7 +293,11 @@ def upsample(maps: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
     """Bilinear resize of the last two axes of ``maps`` (..., h, w) to ``size`` (H, W)."""
     rows = _resize_matrix(maps.shape[-2], int(size[0]))
     columns = _resize_matrix(maps.shape[-1], int(size[1]))
-    return np.einsum("Hh,...hw,Ww->...HW", rows, maps.astype(np.float32), columns, optimize=True)
+    # Two plain einsum passes, not an optimised contraction: that one hands the work to the
+    # threaded BLAS, whose threads start while TensorFlow's pool (which has just computed the
+    # maps) still spins, and the two fight over the cores for longer than the resize takes.
+    wide = np.einsum("...hw,Ww->...hW", maps.astype(np.float32), columns)
+    return np.einsum("Hh,...hW->...HW", rows, wide)
 
 
 def normalise(raw_maps: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
@@ -303,5 +307,4 @@ def normalise(raw_maps: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
     """
     upsampled = upsample(np.maximum(raw_maps, 0.0), size)
     peak = upsampled.max(axis=(1, 2), keepdims=True)
-    scaled = _safe_divide(upsampled, np.where(peak > EPSILON, peak, 0.0))
-    return scaled.astype(np.float32)
+    return _safe_divide(upsampled, np.where(peak > EPSILON, peak, 0.0))

@@ -145,6 +145,8 @@ def target_arrays(targets: list[Target], classes: int) -> tuple[np.ndarray, np.n
     Raises:
         UnknownClassError: for any target naming a class outside the model.
     """
-    coefficients = np.stack([target.coefficients(classes) for target in targets])
     predicted = np.array([isinstance(target, Predicted) for target in targets], dtype=bool)
+    if predicted.all():  # the common case, without a row built per image
+        return np.zeros((len(targets), classes), np.float32), predicted
+    coefficients = np.stack([target.coefficients(classes) for target in targets])
     return coefficients.astype(np.float32), predicted
