@@ -113,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    from src.utils.tensorflow_logging import configure_tensorflow_logging
+
+    configure_tensorflow_logging()  # this process builds the model: its notices stay out
     chooser = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
