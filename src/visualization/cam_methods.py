@@ -43,7 +43,8 @@ def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
 def _weighted_sum(activations: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Sum over channels of activations times per-channel (N, K) or per-position weights."""
     if weights.ndim == 2:
-        return np.einsum("nhwk,nk->nhw", activations, weights)
+        # (N, h, w, K) @ (N, 1, K, 1): one small product per image and row.
+        return np.matmul(activations, weights[:, np.newaxis, :, np.newaxis])[..., 0]
     return (activations * weights).sum(axis=-1)
 
 
@@ -293,11 +294,10 @@ def upsample(maps: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
     """Bilinear resize of the last two axes of ``maps`` (..., h, w) to ``size`` (H, W)."""
     rows = _resize_matrix(maps.shape[-2], int(size[0]))
     columns = _resize_matrix(maps.shape[-1], int(size[1]))
-    # Two plain einsum passes, not an optimised contraction: that one hands the work to the
-    # threaded BLAS, whose threads start while TensorFlow's pool (which has just computed the
-    # maps) still spins, and the two fight over the cores for longer than the resize takes.
-    wide = np.einsum("...hw,Ww->...hW", maps.astype(np.float32), columns)
-    return np.einsum("Hh,...hW->...HW", rows, wide)
+    # Batched products of small matrices, one map at a time, not one contraction over the whole
+    # batch: that one goes to the threaded BLAS, whose threads start while TensorFlow's pool
+    # (which has just computed the maps) still spins, and the two fight over the cores.
+    return rows @ (maps.astype(np.float32) @ columns.T)
 
 
 def normalise(raw_maps: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
@@ -307,4 +307,7 @@ def normalise(raw_maps: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
     """
     upsampled = upsample(np.maximum(raw_maps, 0.0), size)
     peak = upsampled.max(axis=(1, 2), keepdims=True)
-    return _safe_divide(upsampled, np.where(peak > EPSILON, peak, 0.0))
+    # One reciprocal per map, then one in-place multiply over the pixels (a division per pixel
+    # costs more at large batches); a flat map gets the factor 0.
+    upsampled *= _safe_divide(np.ones_like(peak), np.where(peak > EPSILON, peak, 0.0))
+    return upsampled
