@@ -235,16 +235,6 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     return FileGroupScheduling(config, log)  # type: ignore[arg-type]
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the browser tests last within a process, keeping their order.
-
-    Playwright's sync API holds an event loop on the main thread while a browser is open; a
-    later test of another file calling asyncio.run() would find it running (the browser fixture
-    is per file, so it is closed before such a test when xdist runs whole files anyway).
-    """
-    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
-
-
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",

@@ -89,18 +89,14 @@ def every_mode_batch(
         data = mode_file(mode)
         assert data is not None
         (folder / f"sketch_{mode.replace(';', '_')}.tif").write_bytes(data)
+    from src.cli.gradcam_analysis import main
+
     output = folder.parent / f"{folder.name}_out"
     arguments = engine_args(sketch_model_path, sketch_labels_path, output)
-    assert main_of_analysis([*arguments, "batch", "--images_dir", str(folder)]) == 0
+    assert main([*arguments, "batch", "--images_dir", str(folder)]) == 0
     summary = json.loads((output / "batch_summary.json").read_text())
     assert summary["failures"] == []
     return {image["source"]: image for image in summary["images"]}
-
-
-def main_of_analysis(arguments: list[str]) -> int:
-    from src.cli.gradcam_analysis import main
-
-    return main(arguments)
 
 
 @pytest.mark.parametrize("mode", UPLOADABLE_MODES)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import draw_square_strokes
-from tests.test_web_workers import _free_port, _get_json
+from tests.conftest import draw_square_strokes, free_port
+from tests.test_web_workers import _get_json
 
 START_WITHIN_S = 240  # two workers each import TensorFlow and load the model
 GRACE_S = 3  # SKETCH_SHUTDOWN_GRACE_S for these servers
@@ -101,7 +101,7 @@ def _launch(
 ) -> tuple[subprocess.Popen[bytes], int]:
     """A two-worker server in its own process group, just started (``settings`` added to its
     environment); the process and its port."""
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "src.web", "--model_path", str(model)]
     command += ["--label_mapping", str(labels), "--port", str(port)]
     command += ["--workers", "2", "--log_level", "warning"]

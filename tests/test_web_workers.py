@@ -65,12 +65,6 @@ def test_worker_sockets_share_a_port_and_accept_with_tcp_nodelay() -> None:
     assert asyncio.run(nodelay_of_accepted_connection()) != 0
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _get_json(port: int, method: str, path: str, body: object = None) -> tuple[int, dict]:  # type: ignore[type-arg]
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     payload = None if body is None else json.dumps(body).encode()

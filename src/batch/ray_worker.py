@@ -292,7 +292,8 @@ class ExplainActor:
     ) -> None:
         import ray
 
-        self._model = (model_path, tuple(class_names), method, layer, input_spec, cpus)
+        # What loading the model needs, kept until the first batch that needs the model.
+        self._model = (model_path, tuple(class_names), method, layer, cpus)
         # The driver always resolves the convention; decoding an input needs no model then.
         self.input_spec = input_spec
         self._explainer: Any = None
@@ -310,13 +311,13 @@ class ExplainActor:
         actor's batches done: such an actor then never imports TensorFlow or reads the model.
         """
         if self._explainer is None:
-            model_path, class_names, method, layer, input_spec, cpus = self._model
+            model_path, class_names, method, layer, cpus = self._model
             limit_tensorflow_threads(cpus)
             from src.inference.predictor import load_model_and_labels
             from src.service.explainer import Explainer
 
             model, labels = load_model_and_labels(model_path, LabelMap(class_names))
-            self._explainer = Explainer(model, labels, method, layer, model_path, input_spec)
+            self._explainer = Explainer(model, labels, method, layer, model_path, self.input_spec)
             self._explainer.cam()
         return self._explainer
 

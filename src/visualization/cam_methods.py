@@ -309,5 +309,5 @@ def normalise(raw_maps: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
     peak = upsampled.max(axis=(1, 2), keepdims=True)
     # One reciprocal per map, then one in-place multiply over the pixels (a division per pixel
     # costs more at large batches); a flat map gets the factor 0.
-    upsampled *= _safe_divide(np.ones_like(peak), np.where(peak > EPSILON, peak, 0.0))
+    upsampled *= np.divide(1.0, peak, out=np.zeros_like(peak), where=peak > EPSILON)
     return upsampled
