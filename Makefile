@@ -8,22 +8,27 @@ MODEL ?= models/best_model.h5
 LABELS ?= data/label_mapping.json
 DEMO_OUTPUT ?= demo_results
 
+# Bytecode is compiled on first import instead of at install (--no-compile): pip would compile
+# every module of TensorFlow, JAX, Ray and Playwright, most of which no run imports. A shell that
+# sets this variable would then recompile them at every start, so make's commands run without it.
+unexport PYTHONDONTWRITEBYTECODE
+
 .PHONY: demo test test-fast serve fuzz bench lint train evaluate samples clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet --no-compile -e .
 	touch $(STAMP)
 
 # One pip run for the dev install (not the plain one first): one resolve, one editable build.
 $(DEV_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev,ray]"
+	$(BIN)/pip install --quiet --no-compile -e ".[dev,ray]"
 	# tf-keras (the tests write real Keras 2 files with it) depends on the full tensorflow wheel,
 	# which probes for a GPU and logs at every start; it runs on tensorflow-cpu of its version.
-	$(BIN)/pip install --quiet --no-deps "tf-keras==$$($(BIN)/python -c 'import importlib.metadata as m; print(".".join(m.version("tensorflow-cpu").split(".")[:2]))').*"
+	$(BIN)/pip install --quiet --no-compile --no-deps "tf-keras==$$($(BIN)/python -c 'import importlib.metadata as m; print(".".join(m.version("tensorflow-cpu").split(".")[:2]))').*"
 	touch $(STAMP) $(DEV_STAMP)
 
 ## demo: docs/usage_guide.md's single analysis on a shipped sample, then a batch over samples/
