@@ -4,8 +4,9 @@
 same batch, on one device and data parallel over two; saves both sets of updated weights.
 ``python -m tests.distributed_worker train|cli DATA_DIR OUTPUT_DIR [BATCH]``: training with
 ``--distribute`` on the tiny data, through ``train()`` (history saved) or the command line.
-``python -m tests.distributed_worker step_and_train OUT.npz DATA_DIR OUTPUT_DIR``: the step, then
-the training, in one process (one JAX start-up for both).
+``python -m tests.distributed_worker step_and_train OUT.npz DATA_DIR OUTPUT_DIR``: the step, the
+training, then the command line with a batch of 7 (which two devices cannot share), in one process
+(one JAX start-up for all three); the last writes its exit code and stderr to OUTPUT_DIR/cli.json.
 """
 
 from __future__ import annotations
@@ -65,8 +66,23 @@ def main() -> int:
         one_step_both_ways(Path(rest[0]))
         if command == "step":
             return 0
-        command, rest = "train", rest[1:]
+        status = run_training("train", rest[1:])
+        record_odd_batch_cli(Path(rest[1]), Path(rest[2]) / "cli.json")
+        return status
     return run_training(command, rest)
+
+
+def record_odd_batch_cli(data: Path, record: Path) -> None:
+    """``train --distribute --batch_size 7`` through the command line's entry point: its exit
+    code and everything it wrote to stderr, saved as JSON."""
+    import contextlib
+    import io
+    import json
+
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        code = run_training("cli", [str(data), str(record.parent / "odd_batch"), "7"])
+    record.write_text(json.dumps({"code": code, "stderr": stderr.getvalue()}))
 
 
 def run_training(command: str, rest: list[str]) -> int:

@@ -41,7 +41,8 @@ def run_worker(*arguments: str | Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def step_and_training(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One worker (one JAX start-up) for the single step and the training run."""
+    """One worker (one JAX start-up) for the single step, the training run and the command
+    line's refusal of a batch the devices cannot share."""
     folder = tmp_path_factory.mktemp("distributed")
     completed = run_worker("step_and_train", folder / "weights.npz", tiny_data, folder / "out")
     assert completed.returncode == 0, completed.stderr[-3000:]
@@ -67,16 +68,14 @@ def test_distributed_training_run_lowers_the_loss(step_and_training: Path) -> No
     assert (output / "best_model.h5").is_file()
 
 
-def test_a_batch_the_devices_cannot_share_is_one_clear_error(
-    tiny_data: Path, tmp_path: Path
-) -> None:
-    completed = run_worker("cli", tiny_data, tmp_path / "out", "7")
-    assert completed.returncode == 2
-    assert completed.stderr.strip().splitlines()[-1] == (
+def test_a_batch_the_devices_cannot_share_is_one_clear_error(step_and_training: Path) -> None:
+    record = json.loads((step_and_training / "out" / "cli.json").read_text())
+    assert record["code"] == 2
+    assert record["stderr"].strip().splitlines()[-1] == (
         "train: error: --batch_size 7 does not split across 2 devices; use a multiple of 2 "
         "such as 6 or 8"
     )
-    assert "Traceback" not in completed.stderr
+    assert "Traceback" not in record["stderr"]
 
 
 def test_distribute_on_another_backend_names_the_fix(tiny_data: Path, tmp_path: Path) -> None:
