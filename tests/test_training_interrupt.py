@@ -36,6 +36,8 @@ def test_ctrl_c_during_rendering_prints_one_line(tmp_path: Path) -> None:
         "--classes", "h,v", "--output_dir", str(tmp_path / "out"), "--workers", "2",
     ]  # fmt: skip
     # Its own process group, as a terminal's Ctrl-C reaches the trainer and its workers alike.
+    # SIGINT set back to its default first: a suite started in the background of a
+    # non-interactive shell ignores it, and Python keeps an ignored SIGINT ignored.
     process = subprocess.Popen(
         command,
         cwd=PROJECT_ROOT,
@@ -43,6 +45,7 @@ def test_ctrl_c_during_rendering_prints_one_line(tmp_path: Path) -> None:
         text=True,
         start_new_session=True,
         env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert process.stderr is not None
     before = []
@@ -52,7 +55,11 @@ def test_ctrl_c_during_rendering_prints_one_line(tmp_path: Path) -> None:
             break
     time.sleep(1.0)
     os.killpg(process.pid, signal.SIGINT)
-    after = process.stderr.read()
-    assert process.wait(timeout=120) == 130, "".join(before) + after
+    try:  # a lost Ctrl-C fails the test instead of waiting for the whole training
+        after = process.communicate(timeout=120)[1]
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, "".join(before) + after
     assert "Traceback" not in after, after
     assert after.strip().splitlines()[-1] == "train: error: interrupted"
