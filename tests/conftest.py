@@ -259,6 +259,18 @@ def require_chromium() -> None:
     pytest.skip(message)
 
 
+def user_environment() -> dict[str, str]:
+    """This environment as a user's shell would have it: no TensorFlow or absl logging
+    variables, so a command's own start-up decides what reaches stderr."""
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("TF_", "GLOG_", "ABSL_"))
+    }
+    environment["MPLBACKEND"] = "Agg"
+    return environment
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

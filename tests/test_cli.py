@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -24,7 +23,7 @@ from PIL import Image
 from src.cli.gradcam_analysis import main
 from src.data.preprocess import image_file_to_model_input
 from src.utils.exit_status import ExitStatus
-from tests.conftest import TINY_CLASSES
+from tests.conftest import TINY_CLASSES, user_environment
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,12 +44,12 @@ def model_argmax(keras_model, image_path: Path) -> tuple[int, np.ndarray]:  # ty
 
 
 def run_script(*arguments: str | Path) -> subprocess.CompletedProcess[str]:
-    """Run a command line from the repository root, as docs/usage_guide.md shows it."""
-    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    """Run a command line from the repository root, as docs/usage_guide.md shows it, in a
+    user's environment (no TensorFlow logging variables)."""
     return subprocess.run(
         [sys.executable, *map(str, arguments)],
         cwd=REPO_ROOT,
-        env=environment,
+        env=user_environment(),
         capture_output=True,
         text=True,
         timeout=120,
@@ -106,9 +105,11 @@ def test_spec_single_command_runs_from_the_repository_root(
         image,
     )
     assert completed.returncode == 0, completed.stderr
+    assert completed.stderr == ""  # no TensorFlow start-up lines: only the command's own output
     summary = check_single_outputs(output, image, keras_model)
     assert summary["layer"] == "last_conv" and summary["method"] == "gradcam"
     assert "Predicted:" in completed.stdout
+    assert "Results written to" in completed.stdout
 
 
 def test_spec_custom_layer_command_uses_that_layer(
@@ -294,8 +295,9 @@ def test_spec_predict_script_with_gradcam_writes_the_single_outputs(
         output,
     )
     assert completed.returncode == 0, completed.stderr
+    assert completed.stderr == ""
     summary = check_single_outputs(output, image, keras_model)
-    assert f"Predicted: {summary['predicted_label']}" in completed.stdout
+    assert completed.stdout.startswith(f"Predicted: {summary['predicted_label']}")
 
 
 def test_predict_prints_the_ranking_in_process(

@@ -1,4 +1,8 @@
-"""The command-line tools print only their own output: no TensorFlow start-up or retracing lines."""
+"""The command-line tools print only their own output: no TensorFlow start-up or retracing lines.
+
+That ``single`` and ``predict.py`` write nothing to stderr is checked on the usage guide's own
+runs of them, in tests/test_cli.py.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from src.config import PROJECT_ROOT
-from tests.conftest import STROKES_BY_CLASS, TINY_CLASSES
+from tests.conftest import STROKES_BY_CLASS, TINY_CLASSES, user_environment
 
 # Subprocesses, training or long fuzzing: `make test-fast` leaves these out.
 pytestmark = pytest.mark.slow
@@ -23,18 +27,12 @@ TENSORFLOW_LINES = ("WARNING: All log messages before absl", "I0000 ", "WARNING:
 
 def run_plain(*arguments: str | Path, script: Path = SCRIPT) -> subprocess.CompletedProcess[str]:
     """Run an entry point as a user would: no TensorFlow logging variables in the environment."""
-    environment = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("TF_", "GLOG_", "ABSL_"))
-    }
-    environment["MPLBACKEND"] = "Agg"
     return subprocess.run(
         [sys.executable, str(script), *map(str, arguments)],
         capture_output=True,
         text=True,
         timeout=300,
-        env=environment,
+        env=user_environment(),
         cwd=PROJECT_ROOT,
     )
 
@@ -51,23 +49,6 @@ def drawings_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             records.append(json.dumps({"word": name, "drawing": drawing}))
         (folder / f"{name}.ndjson").write_text("\n".join(records) + "\n")
     return folder
-
-
-def test_single_and_predict_write_nothing_to_stderr(
-    sketch_model_path: Path, sketch_labels_path: Path, sketch_model_dir: Path, tmp_path: Path
-) -> None:
-    image = sketch_model_dir / "sketches" / "circle" / "0.png"
-    common = ("--model", sketch_model_path, "--labels", sketch_labels_path)
-    done = run_plain(*common, "--output", tmp_path, "single", "--image", image)
-    assert done.returncode == 0, done.stderr
-    assert "Results written to" in done.stdout
-    assert done.stderr == ""
-    predict = PROJECT_ROOT / "src" / "inference" / "predict.py"
-    done = run_plain("--model_path", sketch_model_path, "--label_mapping", sketch_labels_path,
-                     "--image_path", image, script=predict)  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("Predicted: ")
-    assert done.stderr == ""
 
 
 def test_verbose_shows_tensorflow_start_up_lines(
@@ -125,7 +106,6 @@ def test_ray_init_output_keeps_every_line_but_the_log_level_notice(
 ) -> None:
     """What ``ray.init`` writes to descriptor 2 (as Ray's C++ core does) passes through, all
     but the announcement of RAY_BACKEND_LOG_LEVEL."""
-    import os
 
     from src.batch.ray_cluster import _init
 

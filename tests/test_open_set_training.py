@@ -57,6 +57,9 @@ def test_expected_calibration_error_by_hand() -> None:
 def test_auroc_counts_ordered_pairs() -> None:
     # Pairs (known > unknown): 3 beats 1 and 2; 4 and 5 beat all three: 8 of 9.
     assert auroc(np.array([3.0, 4.0, 5.0]), np.array([1.0, 2.0, 3.5])) == pytest.approx(8 / 9)
+    # A tie counts half: (1 vs 1) is 1/2, (2 vs 1) is 1; 1.5 of 2 pairs. Reversed: 0.5 of 2.
+    assert auroc(np.array([1.0, 2.0]), np.array([1.0])) == pytest.approx(0.75)
+    assert auroc(np.array([1.0]), np.array([1.0, 2.0])) == pytest.approx(0.25)
     assert threshold_for(np.arange(101, dtype=float), 0.02) == pytest.approx(2.0)
 
 
