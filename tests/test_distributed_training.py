@@ -26,7 +26,9 @@ def run_worker(*arguments: str | Path) -> subprocess.CompletedProcess[str]:
     environment = {
         **os.environ,
         "KERAS_BACKEND": "jax",
-        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+        # Two simulated devices; XLA's backend optimisation off, since the checks compare
+        # steps compiled alike and compiling a model's steps dominates this module's time.
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=2 --xla_backend_optimization_level=0",
         "JAX_PLATFORMS": "cpu",
     }
     return subprocess.run(
