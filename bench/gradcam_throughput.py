@@ -6,10 +6,11 @@ Usage (from the repository root): ``python -m bench.gradcam_throughput [--batch_
 Each backend (tensorflow, jax, torch when installed) runs in its own process, since Keras fixes
 its backend at import. One row per backend: forward images/s (the backend's compiled forward:
 ``tf.function``, ``jax.jit`` of ``stateless_call``, torch without autograd) and engine images/s
-(``GradCAM.explain``), each at its median over ``--repeats`` interleaved rounds; engine / forward
-[target >= 0.9], the median over rounds of that round's ratio; and batch-1 latency (fastest). Then, on
-TensorFlow in the same process as its row: a per-image ``tf.GradientTape`` loop
-[engine / naive >= 15] and ``tf_keras_vis.gradcam.Gradcam`` when installed [engine / vis >= 5].
+(``GradCAM.explain``), each at its median over ``--repeats`` interleaved rounds; engine /
+forward [target >= 0.9], the median over rounds of that round's ratio; and batch-1 latency
+(fastest). Then, on TensorFlow in the same process as its row: a per-image
+``tf.GradientTape`` loop [engine / naive >= 15] and ``tf_keras_vis.gradcam.Gradcam`` when
+installed [engine / vis >= 5].
 Targets are printed, not asserted.
 
 The model is ``--model PATH`` when given (any Keras sketch model, e.g. a 28x28 one), else

@@ -259,16 +259,24 @@ def require_chromium() -> None:
     pytest.skip(message)
 
 
-def user_environment() -> dict[str, str]:
-    """This environment as a user's shell would have it: no TensorFlow or absl logging
-    variables, so a command's own start-up decides what reaches stderr."""
+def run_as_user(*arguments: str | Path) -> subprocess.CompletedProcess[str]:
+    """``python ARGUMENTS`` from the repository root, as a user's shell would run it: no
+    TensorFlow or absl logging variables, so a command's own start-up decides what reaches
+    stderr."""
     environment = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("TF_", "GLOG_", "ABSL_"))
     }
     environment["MPLBACKEND"] = "Agg"
-    return environment
+    return subprocess.run(
+        [sys.executable, *map(str, arguments)],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def free_port() -> int:

@@ -23,7 +23,7 @@ from PIL import Image
 from src.cli.gradcam_analysis import main
 from src.data.preprocess import image_file_to_model_input
 from src.utils.exit_status import ExitStatus
-from tests.conftest import TINY_CLASSES, user_environment
+from tests.conftest import TINY_CLASSES, run_as_user
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,19 +41,6 @@ def model_argmax(keras_model, image_path: Path) -> tuple[int, np.ndarray]:  # ty
     batch = image_file_to_model_input(image_path)[np.newaxis]
     probabilities = np.asarray(keras_model.predict(batch, verbose=0))[0]
     return int(np.argmax(probabilities)), probabilities
-
-
-def run_script(*arguments: str | Path) -> subprocess.CompletedProcess[str]:
-    """Run a command line from the repository root, as docs/usage_guide.md shows it, in a
-    user's environment (no TensorFlow logging variables)."""
-    return subprocess.run(
-        [sys.executable, *map(str, arguments)],
-        cwd=REPO_ROOT,
-        env=user_environment(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def engine_args(model: Path, labels: Path, output: Path) -> list[str]:
@@ -97,7 +84,7 @@ def test_spec_single_command_runs_from_the_repository_root(
 ) -> None:  # type: ignore[no-untyped-def]
     image = sketch_model_dir / "sketches" / "square" / "0.png"
     output = tmp_path / "gradcam_results"
-    completed = run_script(
+    completed = run_as_user(
         "scripts/gradcam_analysis.py",
         *engine_args(sketch_model_path, sketch_labels_path, output),
         "single",
@@ -282,7 +269,7 @@ def test_spec_predict_script_with_gradcam_writes_the_single_outputs(
 ) -> None:  # type: ignore[no-untyped-def]
     image = sketch_model_dir / "sketches" / "circle" / "1.png"
     output = tmp_path / "gradcam_visualizations"
-    completed = run_script(
+    completed = run_as_user(
         "src/inference/predict.py",
         "--model_path",
         sketch_model_path,

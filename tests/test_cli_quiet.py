@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from src.config import PROJECT_ROOT
-from tests.conftest import STROKES_BY_CLASS, TINY_CLASSES, user_environment
+from tests.conftest import STROKES_BY_CLASS, TINY_CLASSES, run_as_user
 
 # Subprocesses, training or long fuzzing: `make test-fast` leaves these out.
 pytestmark = pytest.mark.slow
@@ -23,18 +21,6 @@ pytestmark = pytest.mark.slow
 SCRIPT = PROJECT_ROOT / "scripts" / "gradcam_analysis.py"
 # What TensorFlow's C++ start-up and tf.function's retracing detector write to stderr.
 TENSORFLOW_LINES = ("WARNING: All log messages before absl", "I0000 ", "WARNING:tensorflow")
-
-
-def run_plain(*arguments: str | Path, script: Path = SCRIPT) -> subprocess.CompletedProcess[str]:
-    """Run an entry point as a user would: no TensorFlow logging variables in the environment."""
-    return subprocess.run(
-        [sys.executable, str(script), *map(str, arguments)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=user_environment(),
-        cwd=PROJECT_ROOT,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +42,7 @@ def test_verbose_shows_tensorflow_start_up_lines(
 ) -> None:
     image = sketch_model_dir / "sketches" / "circle" / "0.png"
     common = ("--model", sketch_model_path, "--labels", sketch_labels_path, "--verbose")
-    done = run_plain(*common, "--output", tmp_path, "single", "--image", image)
+    done = run_as_user(SCRIPT, *common, "--output", tmp_path, "single", "--image", image)
     assert done.returncode == 0, done.stderr
     # The project's own INFO logging shows (the layer it chose), and TensorFlow is not filtered:
     # absl's notice comes first at every import, whatever the CPU (oneDNN's only on some).
@@ -67,7 +53,8 @@ def test_verbose_shows_tensorflow_start_up_lines(
 def test_evaluate_explanations_does_not_retrace(
     sketch_model_path: Path, sketch_labels_path: Path, drawings_dir: Path, tmp_path: Path
 ) -> None:
-    done = run_plain(
+    done = run_as_user(
+        SCRIPT,
         "--model",
         sketch_model_path,
         "--labels",
