@@ -19,19 +19,20 @@ from tests.conftest import TINY_CLASSES
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def draw_circle(page, selector: str = "#sketch-canvas") -> None:  # type: ignore[no-untyped-def]
-    """A circle drawn with real mouse moves (pointer events), in one stroke of 24 moves.
+# Each move is a round trip to Chromium; as many points as the tests' stroke circle
+# (tests/conftest.py draw_circle_strokes) draw it well enough for the page and the model.
+CIRCLE_MOVES = 24
 
-    Each move is a round trip to Chromium and a redraw of the canvas; 24 points draw the circle
-    as the page and the model see it (Quick, Draw! simplifies strokes further than that).
-    """
+
+def draw_circle(page, selector: str = "#sketch-canvas") -> None:  # type: ignore[no-untyped-def]
+    """A circle drawn with real mouse moves (pointer events), in one stroke of CIRCLE_MOVES."""
     box = page.locator(selector).bounding_box()
     centre_x, centre_y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     radius = box["width"] * 0.3
     page.mouse.move(centre_x + radius, centre_y)
     page.mouse.down()
-    for step in range(1, 25):
-        angle = 2 * math.pi * step / 24
+    for step in range(1, CIRCLE_MOVES + 1):
+        angle = 2 * math.pi * step / CIRCLE_MOVES
         page.mouse.move(centre_x + radius * math.cos(angle), centre_y + radius * math.sin(angle))
     page.mouse.up()
 
